@@ -1,0 +1,1 @@
+"""CLI subcommands: thin parse-build-run wrappers over the library."""

@@ -1,0 +1,13 @@
+"""`air3d evaluate`: not built yet (see the open issues)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    return subparsers.add_parser("evaluate", help="(not built yet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    raise ValueError("'air3d evaluate' is not built yet")

@@ -1,0 +1,141 @@
+"""The scene contract: one typed structure, JSON in and out, and its batched tensor form.
+
+JSON form (what `POST /infer` returns and `/render`, `air3d render` and `air3d rerender`
+accept):  {"objects": [{"shape": "cube", "position": [x, y, z], "yaw_deg": 30.0}, ...]}
+Positions are world coordinates of the object's centre, y up. Objects rest on the
+ground, so y follows from the shape: on input it is checked for being a finite number and
+then replaced by the resting height. Extra keys (`presence`, `shape_probs`, `count`, ...)
+are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from air3d.renderer.shapes import ShapeLibrary
+from air3d.renderer.world import World
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    shape: str
+    position: tuple[float, float, float]  # world coordinates of the centre
+    yaw_deg: float  # rotation about the vertical (y) axis, degrees, counter-clockwise from above
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": self.shape, "position": list(self.position), "yaw_deg": self.yaw_deg}
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[SceneObject, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"objects": [obj.to_json() for obj in self.objects]}
+
+    @classmethod
+    def from_json(cls, data: Any, world: World, shapes: ShapeLibrary) -> Scene:
+        """Validates and builds a scene; ValueError naming the offending field otherwise."""
+        if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
+            raise ValueError('scene must be a JSON object with a list "objects"')
+        items = data["objects"]
+        if len(items) > world.max_objects:
+            raise ValueError(
+                f"objects: {len(items)} objects; at most max_objects={world.max_objects}"
+            )
+        return cls(tuple(_object(i, item, world, shapes) for i, item in enumerate(items)))
+
+
+def _object(i: int, item: Any, world: World, shapes: ShapeLibrary) -> SceneObject:
+    where = f"objects[{i}]"
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: must be a JSON object with shape, position, yaw_deg")
+    for key in ("shape", "position", "yaw_deg"):
+        if key not in item:
+            raise ValueError(f"{where}.{key}: missing")
+    name = item["shape"]
+    if not isinstance(name, str) or name not in shapes.names:
+        raise ValueError(f"{where}.shape: unknown shape {name!r}; known: {', '.join(shapes.names)}")
+    position = item["position"]
+    if not isinstance(position, list | tuple) or len(position) != 3:
+        raise ValueError(f"{where}.position: must be a list of 3 numbers [x, y, z]")
+    x, y, z = (_finite(f"{where}.position[{k}]", value) for k, value in enumerate(position))
+    yaw = _finite(f"{where}.yaw_deg", item["yaw_deg"])
+    ws = world.workspace
+    if not ws.contains(x, z):
+        raise ValueError(
+            f"{where}.position: (x={x:g}, z={z:g}) is outside the workspace "
+            f"x in [{ws.x[0]:g}, {ws.x[1]:g}], z in [{ws.z[0]:g}, {ws.z[1]:g}]"
+        )
+    return SceneObject(name, (x, shapes.spec(name).height / 2, z), yaw)
+
+
+def _finite(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field}: must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{field}: must be finite, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SceneBatch:
+    """B scenes padded to N object slots: the renderer's and the model's common currency.
+
+    shape:   (B, N) long, index into the shape library; 0 in empty slots
+    present: (B, N) bool, whether the slot holds an object; False in empty slots
+    xz:      (B, N, 2) float, ground-plane position (x, z) of the centre; 0 in empty slots
+    yaw:     (B, N) float, radians about the vertical axis; 0 in empty slots
+    """
+
+    shape: torch.Tensor
+    present: torch.Tensor
+    xz: torch.Tensor
+    yaw: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.shape.shape[0]
+
+    def to(self, device: torch.device | str) -> SceneBatch:
+        return SceneBatch(*(t.to(device) for t in (self.shape, self.present, self.xz, self.yaw)))
+
+    @classmethod
+    def from_scenes(
+        cls, scenes: Sequence[Scene], shapes: ShapeLibrary, slots: int | None = None
+    ) -> SceneBatch:
+        slots = max([len(s.objects) for s in scenes] + [slots or 0, 1])
+        batch = len(scenes)
+        shape = torch.zeros(batch, slots, dtype=torch.long)
+        present = torch.zeros(batch, slots, dtype=torch.bool)
+        xz = torch.zeros(batch, slots, 2)
+        yaw = torch.zeros(batch, slots)
+        for b, scene in enumerate(scenes):
+            for n, obj in enumerate(scene.objects):
+                shape[b, n] = shapes.index(obj.shape)
+                present[b, n] = True
+                xz[b, n] = torch.tensor([obj.position[0], obj.position[2]])
+                yaw[b, n] = math.radians(obj.yaw_deg)
+        return cls(shape, present, xz, yaw)
+
+    def to_scenes(self, shapes: ShapeLibrary) -> list[Scene]:
+        """Present slots in slot order; yaw wrapped to [0, 360)."""
+        shape, present = self.shape.tolist(), self.present.tolist()
+        xz, yaw = self.xz.detach().cpu().tolist(), self.yaw.detach().cpu().tolist()
+        scenes = []
+        for b in range(len(shape)):
+            objects = []
+            for n in range(len(shape[b])):
+                if not present[b][n]:
+                    continue
+                spec = shapes.specs[shape[b][n]]
+                x, z = xz[b][n]
+                objects.append(
+                    SceneObject(spec.name, (x, spec.height / 2, z), math.degrees(yaw[b][n]) % 360)
+                )
+            scenes.append(Scene(tuple(objects)))
+        return scenes

@@ -1,0 +1,134 @@
+"""The world config: camera, light, ground, workspace, prior, likelihood (assets/scene.yaml)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_WORLD_PATH = ASSETS_DIR / "scene.yaml"
+
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    position: Vec3
+    look_at: Vec3
+    up: Vec3
+    fov_deg: float
+    znear: float
+    zfar: float
+
+
+@dataclass(frozen=True)
+class LightConfig:
+    direction: Vec3
+    ambient: float
+    diffuse: float
+    specular: float
+
+
+@dataclass(frozen=True)
+class GroundConfig:
+    half_extent: float
+    color: Vec3
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    x: tuple[float, float]
+    z: tuple[float, float]
+
+    @property
+    def width(self) -> float:
+        """Side of the workspace along x (the scale that position errors are reported in)."""
+        return self.x[1] - self.x[0]
+
+    def contains(self, x: float, z: float) -> bool:
+        return self.x[0] <= x <= self.x[1] and self.z[0] <= z <= self.z[1]
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    count_probs: tuple[float, ...]
+    shape_probs: tuple[float, ...] | None
+    min_separation: float
+
+
+@dataclass(frozen=True)
+class RenderingConfig:
+    soft_sigma: float
+    soft_gamma: float
+    soft_faces_per_pixel: int
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything the renderer and the prior need to know about the scene (scene.yaml)."""
+
+    image_size: int
+    camera: CameraConfig
+    light: LightConfig
+    ground: GroundConfig
+    background: Vec3
+    workspace: WorkspaceConfig
+    max_objects: int
+    prior: PriorConfig
+    pixel_sigma: float
+    rendering: RenderingConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form: what checkpoints store and GET /shapes returns."""
+        data = asdict(self)
+        data["likelihood"] = {"pixel_sigma": data.pop("pixel_sigma")}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> World:
+        try:
+            world = cls(
+                image_size=int(data["image_size"]),
+                camera=CameraConfig(**_tuples(data["camera"])),
+                light=LightConfig(**_tuples(data["light"])),
+                ground=GroundConfig(**_tuples(data["ground"])),
+                background=tuple(data["background"]),
+                workspace=WorkspaceConfig(**_tuples(data["workspace"])),
+                max_objects=int(data["max_objects"]),
+                prior=PriorConfig(**_tuples(data["prior"])),
+                pixel_sigma=float(data["likelihood"]["pixel_sigma"]),
+                rendering=RenderingConfig(**data["rendering"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"invalid scene config: {error!r}") from error
+        _check(world)
+        return world
+
+
+def _tuples(section: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in section.items()
+    }
+
+
+def _check(world: World) -> None:
+    if len(world.prior.count_probs) != world.max_objects + 1:
+        raise ValueError(
+            f"prior.count_probs has {len(world.prior.count_probs)} entries; "
+            f"max_objects={world.max_objects} needs {world.max_objects + 1}"
+        )
+    if not math.isclose(sum(world.prior.count_probs), 1.0, abs_tol=1e-6):
+        raise ValueError(f"prior.count_probs must sum to 1, got {sum(world.prior.count_probs)}")
+    if world.image_size < 8:
+        raise ValueError(f"image_size must be at least 8, got {world.image_size}")
+
+
+def load_world(path: str | Path | None = None) -> World:
+    """Reads a scene config (default: the shipped assets/scene.yaml)."""
+    path = Path(path) if path is not None else DEFAULT_WORLD_PATH
+    with open(path) as file:
+        return World.from_dict(yaml.safe_load(file))

@@ -1,13 +1,30 @@
-"""`air3d train`: not built yet (see the open issues)."""
+"""`air3d train --config FILE [key=value ...] [--resume]`: train q(z | x).
+
+Under torchrun (`torchrun --nproc_per_node 4 -m air3d.cli train ...`) each process trains
+on its own share of data with DistributedDataParallel; rank 0 writes logs and checkpoints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from air3d.model.training import load_train_config, train
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    return subparsers.add_parser("train", help="(not built yet)")
+    parser = subparsers.add_parser("train", help="train the inference network")
+    parser.add_argument("--config", type=Path, default=None, help="training config YAML")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. sleep_steps=10")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists"
+    )
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    raise ValueError("'air3d train' is not built yet")
+    config = load_train_config(args.config, args.overrides)
+    metrics = train(config, resume=args.resume)
+    print(json.dumps({"out": config.out, **metrics}, indent=2))
+    return 0

@@ -1,0 +1,20 @@
+"""The inference side of air3d: q(z | x), its objective, training and inference."""
+
+from air3d.model.air import AIR, AIROutput
+from air3d.model.build import build_model
+from air3d.model.checkpoint import load_checkpoint, save_checkpoint
+from air3d.model.config import ModelConfig
+from air3d.model.predictor import DEFAULT_CHECKPOINT, Inference, InferredObject, Predictor
+
+__all__ = [
+    "AIR",
+    "AIROutput",
+    "DEFAULT_CHECKPOINT",
+    "Inference",
+    "InferredObject",
+    "ModelConfig",
+    "Predictor",
+    "build_model",
+    "load_checkpoint",
+    "save_checkpoint",
+]

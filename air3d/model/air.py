@@ -1,0 +1,175 @@
+"""Attend-Infer-Repeat (Eslami et al., NIPS 2016, arXiv 1603.08575) over 3D scenes.
+
+q(z | x) is a recurrent net that attends to one object per step. At step t it reads the
+image code and what it found at step t-1, updates its state h_t, and emits:
+  z_pres  (Bernoulli)  is there one more object?
+  z_where (Gaussian over the workspace, squashed)  where it stands on the ground plane;
+          a coarse guess from h_t decides where to look, a glimpse there refines it
+  z_what  (categorical shape; Gaussian yaw)  what it is and how it is turned,
+          read from the glimpse.
+It stops at the first absent step or after max_objects steps (Figure 2 of [1]). Departs
+from the paper: z_where is a 3D ground position rather than a 2D box (the glimpse is
+centred on its projection through the known camera), and z_what is the renderer's own
+identity and rotation rather than a learned code decoded by a VAE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Categorical, Normal
+
+from air3d.model.config import ModelConfig
+from air3d.model.latents import LatentSpace
+from air3d.model.networks import GlimpseEncoder, ImageEncoder, extract_glimpses, mlp
+from air3d.renderer import ShapeLibrary, World
+from air3d.renderer.camera import project, projection_matrix
+
+Mode = Literal["sample", "mean"]
+
+
+@dataclass
+class StepState:
+    """What the recurrent core carries from one step to the next."""
+
+    hidden: torch.Tensor  # (B, hidden_dim)
+    previous: torch.Tensor  # (B, latent_dim): the last step's latents, embedded
+    alive: torch.Tensor  # (B,) bool: no absent step yet (always True in "mean" teacher mode)
+
+
+@dataclass
+class StepOutput:
+    """One step's distributions (parameters) and the latents taken from them."""
+
+    pres_logit: torch.Tensor  # (B,)
+    coarse_u: torch.Tensor  # (B, 2) where the glimpse looked (unconstrained)
+    xz_loc: torch.Tensor  # (B, 2) q's mean of u
+    xz_scale: torch.Tensor  # (B, 2)
+    shape_logits: torch.Tensor  # (B, S)
+    yaw_direction: torch.Tensor  # (B,) angle of the predicted direction in symmetry space
+    yaw_scale: torch.Tensor  # (B,) std of yaw, radians
+    hidden: torch.Tensor  # (B, hidden_dim)
+    z_pres: torch.Tensor  # (B,) float 0/1, already 0 after the first absent step
+    xz_u: torch.Tensor  # (B, 2) sampled (or mean) unconstrained position
+    shape: torch.Tensor  # (B,) long
+    yaw: torch.Tensor  # (B,) radians
+    alive_before: torch.Tensor  # (B,) bool: the step was reached (all earlier present)
+
+
+@dataclass
+class AIROutput:
+    """Steps stacked along dim 1 (N = max_objects); see StepOutput for the fields."""
+
+    steps: list[StepOutput]
+    features: torch.Tensor  # (B, feature_dim) the image code
+
+    def stack(self, name: str) -> torch.Tensor:
+        return torch.stack([getattr(step, name) for step in self.steps], dim=1)
+
+
+class AIR(nn.Module):
+    """Takes images (B, 3, S, S) to per-step latent distributions and latents."""
+
+    def __init__(self, config: ModelConfig, world: World, shapes: ShapeLibrary):
+        super().__init__()
+        self.config, self.max_steps = config, world.max_objects
+        self.num_shapes = len(shapes)
+        self.latents = LatentSpace(world, shapes)
+        self.register_buffer("camera", projection_matrix(world))
+        self.window = config.glimpse_size / world.image_size
+        self.latent_dim = 1 + 2 + self.num_shapes + 2
+        hidden = config.hidden_dim
+        self.encoder = ImageEncoder(world.image_size, config.encoder_channels, config.feature_dim)
+        self.core = nn.GRUCell(config.feature_dim + self.latent_dim, hidden)
+        self.where_head = mlp(hidden, hidden, 2)  # h -> coarse u
+        self.glimpse_encoder = GlimpseEncoder(
+            config.glimpse_size, config.glimpse_channels, config.glimpse_dim
+        )
+        what_in = hidden + config.glimpse_dim + 2
+        # (h, glimpse code, coarse u) -> presence logit, u offset (2), u scale (2),
+        # shape logits (S), yaw direction (2), yaw scale (1)
+        self.what_head = mlp(what_in, hidden, 1 + 2 + 2 + self.num_shapes + 2 + 1)
+        self._initialise_outputs()
+
+    def _initialise_outputs(self) -> None:
+        """Start near-uniform over shapes, unsure about position and yaw, and presence
+        slightly on: the published AIR failure 'all steps off' starts from a net that
+        switches everything off early."""
+        last = self.what_head[-1]
+        nn.init.zeros_(last.bias)
+        last.weight.data.mul_(0.1)
+
+    def initial_state(self, batch: int, device: torch.device) -> StepState:
+        return StepState(
+            hidden=torch.zeros(batch, self.config.hidden_dim, device=device),
+            previous=torch.zeros(batch, self.latent_dim, device=device),
+            alive=torch.ones(batch, dtype=torch.bool, device=device),
+        )
+
+    def forward(self, images: torch.Tensor, mode: Mode = "mean") -> AIROutput:
+        features = self.encoder(images)
+        state = self.initial_state(images.shape[0], images.device)
+        steps = []
+        for t in range(self.max_steps):
+            step, state = self.step(t, state, images, features, mode)
+            steps.append(step)
+        return AIROutput(steps, features)
+
+    def step(
+        self, t: int, state: StepState, images: torch.Tensor, features: torch.Tensor, mode: Mode
+    ) -> tuple[StepOutput, StepState]:
+        """One attend-infer step: (t, state, inputs) -> (this step's output, next state)."""
+        hidden = self.core(torch.cat([features, state.previous], dim=1), state.hidden)
+        coarse_u = self.where_head(hidden)
+        glimpse_code = self.glimpse_encoder(self._glimpse(images, coarse_u))
+        out = self.what_head(torch.cat([hidden, glimpse_code, coarse_u], dim=1))
+        S, floor = self.num_shapes, self.config.min_scale
+        pres_logit = out[:, 0] + 2.0  # bias towards "present" at initialisation
+        xz_loc = coarse_u + out[:, 1:3]
+        xz_scale = nn.functional.softplus(out[:, 3:5] - 2.0) + floor
+        shape_logits = out[:, 5 : 5 + S]
+        yaw_direction = torch.atan2(out[:, 6 + S], out[:, 5 + S] + 1e-6)
+        yaw_scale = nn.functional.softplus(out[:, 7 + S] - 1.0) + floor
+
+        if mode == "sample":
+            z_pres = Bernoulli(logits=pres_logit).sample()
+            xz_u = Normal(xz_loc, xz_scale).rsample()
+            shape = Categorical(logits=shape_logits).sample()
+        else:
+            z_pres = (pres_logit > 0).float()
+            xz_u, shape = xz_loc, shape_logits.argmax(-1)
+        yaw_mean = yaw_direction / self.latents.order(shape)
+        yaw = Normal(yaw_mean, yaw_scale).rsample() if mode == "sample" else yaw_mean
+        yaw = torch.where(self.latents.has_yaw[shape], yaw, torch.zeros_like(yaw))
+
+        alive_before = state.alive
+        if mode == "sample":  # the process stops at the first absent step
+            z_pres = z_pres * alive_before.float()
+        step = StepOutput(
+            pres_logit, coarse_u, xz_loc, xz_scale, shape_logits, yaw_direction, yaw_scale,
+            hidden, z_pres, xz_u, shape, yaw, alive_before,
+        )  # fmt: skip
+        next_state = StepState(hidden, self._embed(step), alive_before & (z_pres > 0.5))
+        return step, next_state
+
+    def _glimpse(self, images: torch.Tensor, coarse_u: torch.Tensor) -> torch.Tensor:
+        xz = self.latents.squash(coarse_u)
+        height = torch.full_like(xz[:, :1], 0.3)  # about the centre height of the library
+        centre = project(torch.cat([xz[:, :1], height, xz[:, 1:]], dim=1), self.camera)
+        return extract_glimpses(images, centre, self.window, self.config.glimpse_size)
+
+    def _embed(self, step: StepOutput) -> torch.Tensor:
+        """The step's latents as the next step's input. Detached: the next step learns
+        from what was found, the gradient does not flow back through the choice."""
+        k = self.latents.order(step.shape)
+        parts = [
+            step.z_pres[:, None],
+            torch.tanh(step.xz_u),
+            nn.functional.one_hot(step.shape, self.num_shapes).float(),
+            torch.cos(k * step.yaw)[:, None],
+            torch.sin(k * step.yaw)[:, None],
+        ]
+        return torch.cat(parts, dim=1).detach()

@@ -1,0 +1,29 @@
+"""Configuration of the inference network q(z | x)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "air"  # "air": recurrent attend-infer-repeat; "supervised": one-shot slot baseline
+    encoder_channels: tuple[int, ...] = (32, 64, 64, 128)  # strided 3x3 convs over the image
+    feature_dim: int = 256  # image code fed to the recurrent core at every step
+    hidden_dim: int = 256  # GRU state
+    glimpse_size: int = 24  # attention window side, in pixels of the input image
+    glimpse_channels: tuple[int, ...] = (32, 64, 64)  # convs over the glimpse
+    glimpse_dim: int = 128  # glimpse code
+    min_scale: float = 0.01  # floor of q's standard deviations (unconstrained units)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

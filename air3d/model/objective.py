@@ -1,0 +1,189 @@
+"""The model owns its objective: each function returns its terms as a dict of tensors.
+
+- `sleep_loss`: fit q to (z, x) pairs drawn from the prior and the renderer (the sleep
+  phase of wake-sleep), used as a warm start; also trains the supervised baseline.
+- `elbo_terms`: the ELBO of Eslami et al. with the renderer's pixel likelihood; gradients
+  reach the continuous latents through the soft renderer (reparameterisation) and the
+  discrete ones by score-function estimates with NVIL variance reduction (Mnih & Gregor
+  2014): a learned input-dependent baseline, a centred and scaled learning signal, and per
+  step credit for only the terms each choice affects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from torch.distributions import Bernoulli, Categorical, Normal
+
+from air3d.model.air import AIROutput
+from air3d.model.latents import LatentSpace, wrap_angle
+from air3d.model.networks import mlp
+from air3d.renderer import SceneBatch, World, gaussian_log_likelihood
+
+RenderFn = Callable[[SceneBatch, str], torch.Tensor]
+
+
+# ---------------------------------------------------------------- sleep / supervised
+
+
+def match_steps(
+    pred_xz: torch.Tensor, target: SceneBatch, ordered: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Assigns each true object to a step by the Hungarian algorithm on xz distance.
+
+    ordered=True (AIR): the first K steps of a K-object scene are matched (the process must
+    say "present" K times, then stop). ordered=False (slot baseline): any K of the N slots.
+    Returns index (B, N) long: the true object slot each step explains, and mask (B, N) bool.
+    """
+    B, N = pred_xz.shape[:2]
+    index = torch.zeros(B, N, dtype=torch.long)
+    mask = torch.zeros(B, N, dtype=torch.bool)
+    counts = target.present.sum(1).tolist()
+    pred = pred_xz.detach().cpu().numpy()
+    truth = target.xz.detach().cpu().numpy()
+    for b, k in enumerate(counts):
+        if k == 0:
+            continue
+        candidates = pred[b, :k] if ordered else pred[b]
+        cost = np.linalg.norm(candidates[:, None, :] - truth[b, None, :k, :], axis=-1)
+        rows, cols = linear_sum_assignment(cost)
+        index[b, rows], mask[b, rows] = torch.as_tensor(cols), True
+    return index.to(pred_xz.device), mask.to(pred_xz.device)
+
+
+def sleep_loss(
+    out: AIROutput, target: SceneBatch, latents: LatentSpace, ordered: bool = True
+) -> dict[str, torch.Tensor]:
+    """Negative log q(z | x) of the true latents, per scene, averaged over the batch."""
+    pres_logit = out.stack("pres_logit")  # (B, N)
+    xz_loc, xz_scale = out.stack("xz_loc"), out.stack("xz_scale")  # (B, N, 2)
+    B, N = pres_logit.shape
+    index, matched = match_steps(latents.squash(xz_loc), target, ordered)
+    counts = target.present.sum(1)  # (B,)
+    steps = torch.arange(N, device=pres_logit.device)[None]
+    # Presence: AIR's steps < K say "present", step K says "stop", later steps are unseen.
+    pres_seen = steps <= counts[:, None] if ordered else torch.ones_like(matched)
+    pres_loss = nn.functional.binary_cross_entropy_with_logits(
+        pres_logit, matched.float(), reduction="none"
+    )
+    true_u = latents.unsquash(_gather(target.xz, index))  # (B, N, 2)
+    true_shape, true_yaw = _gather(target.shape, index), _gather(target.yaw, index)
+    xz_nll = -Normal(xz_loc, xz_scale).log_prob(true_u).sum(-1)
+    coarse = (out.stack("coarse_u") - true_u).pow(2).sum(-1)  # steers the glimpse
+    shape_nll = nn.functional.cross_entropy(
+        out.stack("shape_logits").flatten(0, 1), true_shape.flatten(), reduction="none"
+    ).view(B, N)
+    k = latents.order(true_shape)
+    # The angle error in symmetry space, back in yaw units: a cube at 5 and 95 deg agree.
+    yaw_error = wrap_angle(out.stack("yaw_direction") - k * true_yaw) / k
+    yaw_nll = -Normal(0.0, out.stack("yaw_scale")).log_prob(yaw_error)
+    yaw_nll = yaw_nll * latents.has_yaw[true_shape]
+    m = matched.float()
+    terms = {
+        "presence": (pres_loss * pres_seen.float()).sum(1).mean(),
+        "position": (xz_nll * m).sum(1).mean(),
+        "glimpse": (coarse * m).sum(1).mean(),
+        "shape": (shape_nll * m).sum(1).mean(),
+        "yaw": (yaw_nll * m).sum(1).mean(),
+    }
+    terms["loss"] = sum(terms.values())
+    return terms
+
+
+def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (B, M[, D]) picked by index (B, N) along dim 1 -> (B, N[, D])."""
+    if values.dim() == 2:
+        return values.gather(1, index)
+    return values.gather(1, index[..., None].expand(*index.shape, values.shape[-1]))
+
+
+# ---------------------------------------------------------------------------- ELBO
+
+
+class NVILBaseline(nn.Module):
+    """Takes (image code, step state) to a guess of each step's learning signal, and keeps
+    running statistics of the residual to centre and scale it (NVIL, section 3.3)."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int, momentum: float = 0.9):
+        super().__init__()
+        self.net = mlp(feature_dim + hidden_dim, 128, 1)
+        self.momentum = momentum
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("var", torch.ones(()))
+
+    def forward(self, features: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """features (B, F), hidden (B, N, H) -> (B, N); inputs are detached."""
+        N = hidden.shape[1]
+        inputs = torch.cat([features.detach()[:, None].expand(-1, N, -1), hidden.detach()], -1)
+        return self.net(inputs).squeeze(-1)
+
+    def normalise(self, residual: torch.Tensor, reached: torch.Tensor) -> torch.Tensor:
+        values = residual.detach()[reached]
+        if self.training and values.numel() > 1:
+            self.mean.mul_(self.momentum).add_((1 - self.momentum) * values.mean())
+            self.var.mul_(self.momentum).add_((1 - self.momentum) * values.var())
+        return (residual.detach() - self.mean) / self.var.sqrt().clamp(min=1.0)
+
+
+def elbo_terms(
+    out: AIROutput,
+    images: torch.Tensor,
+    render: RenderFn,
+    world: World,
+    latents: LatentSpace,
+    baseline: NVILBaseline,
+    shape_log_prior: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """ELBO of a sampled AIROutput (model run in "sample" mode) and its surrogate losses."""
+    z_pres = out.stack("z_pres")  # (B, N) 0/1, zero after the first absent step
+    reached = out.stack("alive_before")  # (B, N) steps whose presence was decided
+    present = z_pres > 0.5
+    xz_u, shape, yaw = out.stack("xz_u"), out.stack("shape"), out.stack("yaw")
+    scene = SceneBatch(shape, present, latents.squash(xz_u), yaw)
+    log_lik = gaussian_log_likelihood(images, render(scene, "soft"), world.pixel_sigma)  # (B,)
+
+    # Per-step log q and log p of what each step chose (B, N).
+    p, r = present.float(), reached.float()
+    logq_pres = Bernoulli(logits=out.stack("pres_logit")).log_prob(z_pres) * r
+    logq_shape = Categorical(logits=out.stack("shape_logits")).log_prob(shape) * p
+    logp_shape = shape_log_prior.to(images)[shape] * p
+    xz_loc, xz_scale = out.stack("xz_loc"), out.stack("xz_scale")
+    logq_xz = (
+        Normal(xz_loc, xz_scale).log_prob(xz_u).sum(-1) - latents.log_abs_det_jacobian(xz_u)
+    ) * p
+    logp_xz = -math.log(latents.area) * p
+    k, has_yaw = latents.order(shape), latents.has_yaw[shape].float() * p
+    yaw_mean = out.stack("yaw_direction") / k
+    logq_yaw = Normal(yaw_mean, out.stack("yaw_scale")).log_prob(yaw) * has_yaw
+    logp_yaw = -torch.log(2 * math.pi / k) * has_yaw  # uniform over one symmetry period
+    count_prior = torch.tensor(world.prior.count_probs, device=images.device).clamp(min=1e-12)
+    logp_count = count_prior.log()[present.sum(1)]  # (B,)
+
+    kl_step = (logq_pres + logq_shape + logq_xz + logq_yaw) - (logp_shape + logp_xz + logp_yaw)
+    elbo = log_lik + logp_count - kl_step.sum(1)  # (B,)
+
+    # Learning signal of step t's discrete choices: the terms they affect, i.e. the
+    # likelihood, the count prior and the KL of steps t, t+1, ... (credit assignment).
+    future_kl = kl_step.flip(1).cumsum(1).flip(1)
+    signal = (log_lik + logp_count)[:, None] - future_kl  # (B, N)
+    n_pixels = images[0].numel()
+    guess = baseline(out.features, out.stack("hidden")) * n_pixels  # predicts per pixel
+    advantage = baseline.normalise(signal.detach() - guess, reached)
+    logq_discrete = logq_pres + logq_shape
+    return {
+        "elbo": elbo.mean(),
+        "log_likelihood": log_lik.mean(),
+        "kl": kl_step.sum(1).mean(),
+        "count": present.sum(1).float().mean(),
+        # Maximise the ELBO through the reparameterised latents (scaled per pixel)...
+        "loss_reparam": -elbo.mean() / n_pixels,
+        # ...plus the score-function surrogate for the discrete ones...
+        "loss_reinforce": -(advantage * logq_discrete * r).sum(1).mean(),
+        # ...and fit the baseline to the signal (its own learning rate).
+        "loss_baseline": (((signal.detach() - guess) / n_pixels).pow(2) * r).sum(1).mean(),
+    }

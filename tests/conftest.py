@@ -1,0 +1,50 @@
+"""Shared fixtures: the shipped world and shapes, and a small real checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from air3d.model.training import TrainConfig, train
+from air3d.renderer import load_shape_library, load_world
+
+torch.set_num_threads(1)  # tests are tiny; threads only add contention on small CI machines
+
+
+@pytest.fixture(scope="session")
+def world():
+    return load_world()
+
+
+@pytest.fixture(scope="session")
+def shapes():
+    return load_shape_library()
+
+
+def tiny_train_config(out: Path, **overrides) -> TrainConfig:
+    """A model and a run small enough for a test: seconds on one CPU core."""
+    settings = dict(
+        out=str(out),
+        pool_size=64,
+        batch_size=8,
+        sleep_steps=3,
+        elbo_steps=2,
+        elbo_batch_size=4,
+        log_every=1,
+        checkpoint_every=2,
+        validate_size=8,
+        model=dict(encoder_channels=[8, 8], feature_dim=16, hidden_dim=16,
+                   glimpse_channels=[8], glimpse_dim=8),
+    )  # fmt: skip
+    settings.update(overrides)
+    return TrainConfig.from_dict(settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Path to a real AIR checkpoint trained for a few steps (poor answers, real format)."""
+    out = tmp_path_factory.mktemp("tiny_model")
+    train(tiny_train_config(out))
+    return out / "model.pt"

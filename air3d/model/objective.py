@@ -130,6 +130,13 @@ class NVILBaseline(nn.Module):
         return (residual.detach() - self.mean) / self.var.sqrt().clamp(min=1.0)
 
 
+def score_function_surrogate(log_q: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """A loss whose gradient is minus the score-function (REINFORCE) estimate of the gradient
+    of E_q[signal]: -signal * grad log q. log_q, signal: (B, N) per step; signal is treated
+    as a constant (the centred, scaled learning signal)."""
+    return -(signal.detach() * log_q).sum(1).mean()
+
+
 def elbo_terms(
     out: AIROutput,
     images: torch.Tensor,
@@ -183,7 +190,7 @@ def elbo_terms(
         # Maximise the ELBO through the reparameterised latents (scaled per pixel)...
         "loss_reparam": -elbo.mean() / n_pixels,
         # ...plus the score-function surrogate for the discrete ones...
-        "loss_reinforce": -(advantage * logq_discrete * r).sum(1).mean(),
+        "loss_reinforce": score_function_surrogate(logq_discrete * r, advantage),
         # ...and fit the baseline to the signal (its own learning rate).
         "loss_baseline": (((signal.detach() - guess) / n_pixels).pow(2) * r).sum(1).mean(),
     }

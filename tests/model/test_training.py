@@ -1,0 +1,129 @@
+"""Training: a few steps on CPU, checkpoints, exact resume, torchrun, the train command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from air3d.cli import main
+from air3d.model import Predictor, load_checkpoint, save_checkpoint
+from air3d.model.training import load_train_config, train
+from tests.conftest import tiny_train_config
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_training_writes_self_describing_checkpoints_and_logs(tmp_path):
+    metrics = train(tiny_train_config(tmp_path))
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["step"] == 5 and checkpoint["stage"] == "elbo"
+    assert checkpoint["world"]["max_objects"] == 3
+    assert [s["name"] for s in checkpoint["shapes"]["shapes"]][:3] == ["cube", "sphere", "cylinder"]
+    assert checkpoint["model_config"]["hidden_dim"] == 16
+    assert "elbo" in metrics and "count_accuracy" in metrics
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,stage,name,value" and any(",elbo,elbo," in r for r in rows)
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+    shipped = load_checkpoint(tmp_path / "model.pt")
+    assert "optimizer" not in shipped  # the shipped file carries weights and configs only
+
+
+def test_sleep_training_reduces_the_loss(tmp_path):
+    config = tiny_train_config(tmp_path, sleep_steps=40, elbo_steps=0, log_every=40, lr=3e-3)
+    first = train(tiny_train_config(tmp_path / "a", sleep_steps=1, elbo_steps=0, lr=3e-3))
+    last = train(config)
+    assert last["loss"] < first["loss"]
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny_train_config(straight, checkpoint_every=1))
+    interrupted = tmp_path / "interrupted"
+    train(tiny_train_config(interrupted, sleep_steps=3, elbo_steps=0))  # "killed" after step 3
+    train(tiny_train_config(interrupted), resume=True)  # the full run, resumed
+    a, b = _weights(straight / "model.pt"), _weights(interrupted / "model.pt")
+    assert load_checkpoint(interrupted / "model.pt")["step"] == 5
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_broken_checkpoints_are_refused_clearly(tmp_path, tiny_checkpoint):
+    missing = tmp_path / "none.pt"
+    with pytest.raises(ValueError, match="does not exist"):
+        Predictor.from_checkpoint(missing)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="damaged or not a checkpoint"):
+        Predictor.from_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="not an air3d checkpoint"):
+        Predictor.from_checkpoint(foreign)
+    mismatched = tmp_path / "mismatched.pt"
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    checkpoint["model_config"]["hidden_dim"] = 32
+    save_checkpoint(mismatched, {k: v for k, v in checkpoint.items() if k != "format"})
+    with pytest.raises(ValueError, match="does not fit its own config"):
+        Predictor.from_checkpoint(mismatched)
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, tiny_checkpoint):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"model": {}, "step": 1})
+    before = path.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise OSError(28, "No space left on device")  # what a full disk looks like
+
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, {"model": {}, "step": 2, "junk": Unpicklable()})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
+
+
+def test_supervised_baseline_trains_and_predicts(tmp_path):
+    train(tiny_train_config(tmp_path, elbo_steps=0, model={"kind": "supervised",
+          "encoder_channels": [8, 8], "feature_dim": 16, "hidden_dim": 16}))  # fmt: skip
+    predictor = Predictor.from_checkpoint(tmp_path / "model.pt")
+    results = predictor.infer(torch.rand(2, 3, 64, 64))
+    assert len(results) == 2 and all(r.to_json()["count"] <= 3 for r in results)
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("sleep_steps: 7\nmodel: {hidden_dim: 32}\n")
+    config = load_train_config(config_file, ["batch_size=4", "model.feature_dim=8"])
+    assert (config.sleep_steps, config.batch_size) == (7, 4)
+    assert config.model == {"hidden_dim": 32, "feature_dim": 8}
+    with pytest.raises(ValueError, match="unknown train config keys"):
+        load_train_config(None, ["sleep_stpes=3"])
+
+
+def test_train_command_runs_one_step(tmp_path, capsys):
+    code = main(["train", f"out={tmp_path}", "pool_size=16", "batch_size=4", "sleep_steps=1",
+                 "validate_size=4", "model.hidden_dim=16", "model.feature_dim=16"])  # fmt: skip
+    assert code == 0 and (tmp_path / "model.pt").exists()
+    assert '"out"' in capsys.readouterr().out
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    """DDP with the gloo backend: both ranks train, rank 0 writes one checkpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        "--master_port=29531", "-m", "air3d.cli", "train", f"out={tmp_path}",
+        "pool_size=16", "batch_size=4", "sleep_steps=2", "elbo_steps=1", "elbo_batch_size=2",
+        "validate_size=4", "log_every=1", "model.hidden_dim=16", "model.feature_dim=16",
+        "model.encoder_channels=[8,8]", "model.glimpse_channels=[8]", "model.glimpse_dim=8",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "model.pt")["step"] == 3

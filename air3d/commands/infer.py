@@ -1,13 +1,72 @@
-"""`air3d infer`: not built yet (see the open issues)."""
+"""`air3d infer PATH... --out inferences.jsonl`: one JSON line per image, resumable.
+
+Under torchrun (`torchrun --nproc_per_node N -m air3d.cli infer ...`) each rank writes the
+shard OUT.rank{r}-of-{N} and rank 0 merges them into OUT at the end; `--merge` folds in
+shards left by a run that stopped early.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from air3d.batch import current_shard, find_images, merge_shards, process_group, run_inference
+from air3d.batch.infer import DEFAULT_BATCH_SIZE
+from air3d.model import DEFAULT_CHECKPOINT, Predictor
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    return subparsers.add_parser("infer", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "infer", help="infer the objects in image files or folders, one JSON line per image"
+    )
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="images, or folders searched for .png/.jpg/.jpeg"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSONL file to append to")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model (default: shipped)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per forward pass"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument(
+        "--merge", action="store_true", help="only fold shards of OUT into OUT, infer nothing"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    raise ValueError("'air3d infer' is not built yet")
+    if args.merge:
+        if args.paths:
+            raise ValueError("--merge takes no image paths")
+        merged = merge_shards(args.out)
+        print(f"merged {merged} shards into {args.out}")
+        return 0
+    if not args.paths:
+        raise ValueError("give at least one image or folder (or --merge)")
+    sources = find_images(args.paths)
+    if not sources:
+        raise ValueError(f"no .png/.jpg/.jpeg images in {', '.join(map(str, args.paths))}")
+    shard = current_shard()
+    predictor = Predictor.from_checkpoint(args.checkpoint, shard.device(args.device))
+    with process_group(shard):
+        summary = run_inference(
+            predictor,
+            sources,
+            args.out,
+            batch_size=args.batch_size,
+            shard=shard,
+            progress=not args.no_progress,
+        )
+    who = f"rank {shard.rank} of {shard.world_size}: " if shard.distributed else ""
+    print(
+        f"{who}{summary.inferred} inferred, {summary.errors} unreadable (error lines), "
+        f"{summary.skipped} already in the output; wrote {summary.output}",
+        file=sys.stderr,
+    )
+    if summary.merged_shards:
+        print(f"merged {summary.merged_shards} shards into {args.out}", file=sys.stderr)
+    return 0

@@ -112,6 +112,7 @@ def run_rerender(
         raise ValueError(f"--scale must be >= 1, got {scale}")
     shard = shard or Shard()
     out, root = Path(out), Path(root or ".")
+    out.mkdir(parents=True, exist_ok=True)
     items, skipped = load_items(inferences, world, shapes)
     mine = shard.take(items)
     todo = [item for item in mine if not _done(out, item, compare)]

@@ -164,6 +164,12 @@ def test_load_items_keeps_the_line_objects_for_the_index(tmp_path, world, shapes
     assert items[0].stem == output_stem("a.png")
 
 
+def test_an_empty_file_gives_an_empty_index(tmp_path):
+    inferences = write_lines(tmp_path / "inf.jsonl", [])
+    assert cli("rerender", inferences, "--out", tmp_path / "rr", "--compare", "--no-progress") == 0
+    assert "0 images; 0 lines skipped" in (tmp_path / "rr" / "index.html").read_text()
+
+
 def test_missing_inferences_file_is_a_clear_error(tmp_path, capsys):
     assert cli("rerender", tmp_path / "nope.jsonl", "--out", tmp_path / "rr") == 2
     assert "nope.jsonl: no such file" in capsys.readouterr().err

@@ -49,7 +49,8 @@ class StepOutput:
     xz_loc: torch.Tensor  # (B, 2) q's mean of u
     xz_scale: torch.Tensor  # (B, 2)
     shape_logits: torch.Tensor  # (B, S)
-    yaw_direction: torch.Tensor  # (B,) angle of the predicted direction in symmetry space
+    yaw_vector: torch.Tensor  # (B, 2) predicted (cos, sin) of k * yaw (k: symmetry order)
+    yaw_direction: torch.Tensor  # (B,) its angle
     yaw_scale: torch.Tensor  # (B,) std of yaw, radians
     hidden: torch.Tensor  # (B, hidden_dim)
     z_pres: torch.Tensor  # (B,) float 0/1, already 0 after the first absent step
@@ -131,7 +132,8 @@ class AIR(nn.Module):
         xz_loc = coarse_u + out[:, 1:3]
         xz_scale = nn.functional.softplus(out[:, 3:5] - 2.0) + floor
         shape_logits = out[:, 5 : 5 + S]
-        yaw_direction = torch.atan2(out[:, 6 + S], out[:, 5 + S] + 1e-6)
+        yaw_vector = out[:, 5 + S : 7 + S]
+        yaw_direction = torch.atan2(yaw_vector[:, 1], yaw_vector[:, 0] + 1e-6)
         yaw_scale = nn.functional.softplus(out[:, 7 + S] - 1.0) + floor
 
         if mode == "sample":
@@ -149,8 +151,8 @@ class AIR(nn.Module):
         if mode == "sample":  # the process stops at the first absent step
             z_pres = z_pres * alive_before.float()
         step = StepOutput(
-            pres_logit, coarse_u, xz_loc, xz_scale, shape_logits, yaw_direction, yaw_scale,
-            hidden, z_pres, xz_u, shape, yaw, alive_before,
+            pres_logit, coarse_u, xz_loc, xz_scale, shape_logits, yaw_vector, yaw_direction,
+            yaw_scale, hidden, z_pres, xz_u, shape, yaw, alive_before,
         )  # fmt: skip
         next_state = StepState(hidden, self._embed(step), alive_before & (z_pres > 0.5))
         return step, next_state

@@ -82,9 +82,10 @@ def sleep_loss(
     # The angle error in symmetry space, back in yaw units: a cube at 5 and 95 deg agree.
     symmetry_error = wrap_angle(out.stack("yaw_direction") - k * true_yaw)
     yaw_nll = -Normal(0.0, out.stack("yaw_scale")).log_prob(symmetry_error / k)
-    # The NLL's pull on the mean fades while q's std is large (early on, and all along
-    # for hard cases); a cosine loss on the direction keeps pulling regardless.
-    yaw_cosine = 1.0 - torch.cos(symmetry_error)
+    # The NLL's pull on the mean fades while q's std is large, and the angle's gradient
+    # fades as the predicted vector grows; a squared error on the vector itself does not.
+    target_vector = torch.stack([torch.cos(k * true_yaw), torch.sin(k * true_yaw)], -1)
+    yaw_vector_error = (out.stack("yaw_vector") - target_vector).pow(2).sum(-1)
     has_yaw = latents.has_yaw[true_shape]
     m = matched.float()
     terms = {
@@ -93,7 +94,7 @@ def sleep_loss(
         "glimpse": (coarse * m).sum(1).mean(),
         "shape": (shape_nll * m).sum(1).mean(),
         "yaw": (yaw_nll * has_yaw * m).sum(1).mean(),
-        "yaw_direction": (yaw_cosine * has_yaw * m).sum(1).mean(),
+        "yaw_vector": (yaw_vector_error * has_yaw * m).sum(1).mean(),
     }
     terms["loss"] = sum(terms.values())
     return terms

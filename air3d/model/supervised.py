@@ -41,7 +41,8 @@ class SlotBaseline(nn.Module):
             o = out[:, n]
             shape_logits = o[:, 5 : 5 + S]
             shape = shape_logits.argmax(-1)
-            direction = torch.atan2(o[:, 6 + S], o[:, 5 + S] + 1e-6)
+            vector = o[:, 5 + S : 7 + S]
+            direction = torch.atan2(vector[:, 1], vector[:, 0] + 1e-6)
             yaw = direction / self.latents.order(shape)
             yaw = torch.where(self.latents.has_yaw[shape], yaw, torch.zeros_like(yaw))
             pres_logit = o[:, 0]
@@ -52,6 +53,7 @@ class SlotBaseline(nn.Module):
                     xz_loc=o[:, 1:3],
                     xz_scale=nn.functional.softplus(o[:, 3:5] - 2.0) + floor,
                     shape_logits=shape_logits,
+                    yaw_vector=vector,
                     yaw_direction=direction,
                     yaw_scale=nn.functional.softplus(o[:, 7 + S] - 1.0) + floor,
                     hidden=features,

@@ -110,11 +110,15 @@ class AIR(nn.Module):
             alive=torch.ones(batch, dtype=torch.bool, device=device),
         )
 
-    def forward(self, images: torch.Tensor, mode: Mode = "mean") -> AIROutput:
+    def forward(
+        self, images: torch.Tensor, mode: Mode = "mean", max_steps: int | None = None
+    ) -> AIROutput:
+        """max_steps defaults to the world's max_objects; more steps than trained with is
+        how AIR is asked to generalise to scenes with more objects (section 3.1 of [1])."""
         features = self.encoder(images)
         state = self.initial_state(images.shape[0], images.device)
         steps = []
-        for t in range(self.max_steps):
+        for t in range(max_steps or self.max_steps):
             step, state = self.step(t, state, images, features, mode)
             steps.append(step)
         return AIROutput(steps, features)

@@ -51,16 +51,25 @@ class Predictor:
     """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences."""
 
     def __init__(
-        self, model: nn.Module, world: World, shapes: ShapeLibrary, name: str, checkpoint_hash: str
+        self,
+        model: nn.Module,
+        world: World,
+        shapes: ShapeLibrary,
+        name: str,
+        checkpoint_hash: str,
+        max_objects: int | None = None,
     ):
         self.model = model.eval()
+        self.max_objects = max_objects  # None: as trained; more lets AIR run extra steps
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
         self.image_size = world.image_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", max_objects: int | None = None
+    ) -> Predictor:
         checkpoint = load_checkpoint(path, "cpu")
         try:
             world = World.from_dict(checkpoint["world"])
@@ -71,7 +80,7 @@ class Predictor:
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
         name = f"air3d-{config.kind}-{Path(path).stem}"
-        return cls(model.to(device), world, shapes, name, file_hash(path))
+        return cls(model.to(device), world, shapes, name, file_hash(path), max_objects)
 
     def warmup(self) -> None:
         self.infer(torch.zeros(1, 3, self.image_size, self.image_size))
@@ -81,7 +90,7 @@ class Predictor:
         expected = (3, self.image_size, self.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"images must be (B, {expected}) floats; got {tuple(images.shape)}")
-        out = self.model(images.to(self.device, torch.float32), "mean")
+        out = self.model(images.to(self.device, torch.float32), "mean", self.max_objects)
         presence = torch.sigmoid(out.stack("pres_logit")).cpu()  # (B, N)
         shape_probs = torch.softmax(out.stack("shape_logits"), -1).cpu()  # (B, N, S)
         xz = self.model.latents.squash(out.stack("xz_loc")).cpu()  # (B, N, 2)

@@ -30,9 +30,13 @@ class SlotBaseline(nn.Module):
         self.per_slot = 1 + 2 + 2 + self.num_shapes + 2 + 1
         self.head = mlp(config.feature_dim, config.hidden_dim, self.max_steps * self.per_slot)
 
-    def forward(self, images: torch.Tensor, mode: str = "mean") -> AIROutput:
+    def forward(
+        self, images: torch.Tensor, mode: str = "mean", max_steps: int | None = None
+    ) -> AIROutput:
         if mode != "mean":
             raise ValueError("the supervised baseline has no sampling mode; use mode='mean'")
+        if max_steps not in (None, self.max_steps):
+            raise ValueError(f"the supervised baseline has exactly {self.max_steps} slots")
         features = self.encoder(images)
         out = self.head(features).view(images.shape[0], self.max_steps, self.per_slot)
         S, floor = self.num_shapes, self.config.min_scale

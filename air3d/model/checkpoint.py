@@ -6,6 +6,7 @@ A checkpoint is a dict of plain data and tensors:
   world         the scene config it was trained in (World.to_dict)
   shapes        the shape library, manifest and meshes (ShapeLibrary.to_dict)
   step, stage   where training was; metrics: the last logged values
+  (a run writes checkpoint.pt as it goes, sleep.pt after stage 1, model.pt at the end)
   train_config  the training config (for --resume and for the record)
   model         the network's state dict; optimizer, baseline, rng: for resuming
 """

@@ -272,6 +272,9 @@ class Trainer:
                                 count_acc=f"{self.metrics['count_accuracy']:.3f}")  # fmt: skip
             if main and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
                 save_checkpoint(self.out / "checkpoint.pt", self._checkpoint())
+            if main and self.step == c.sleep_steps and c.elbo_steps:
+                # q after the warm start alone: what the report compares the ELBO stage to
+                save_checkpoint(self.out / "sleep.pt", self._checkpoint(with_optimizer=False))
         bar.close()
         if main:
             save_checkpoint(self.out / "model.pt", self._checkpoint(with_optimizer=False))

@@ -31,6 +31,7 @@ def test_training_writes_self_describing_checkpoints_and_logs(tmp_path):
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,stage,name,value" and any(",elbo,elbo," in r for r in rows)
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+    assert load_checkpoint(tmp_path / "sleep.pt")["step"] == 3  # after the warm start
     shipped = load_checkpoint(tmp_path / "model.pt")
     assert "optimizer" not in shipped  # the shipped file carries weights and configs only
 

@@ -28,6 +28,7 @@ def tiny_train_config(out: Path, **overrides) -> TrainConfig:
     settings = dict(
         out=str(out),
         pool_size=64,
+        pool_cache=None,
         batch_size=8,
         sleep_steps=3,
         elbo_steps=2,

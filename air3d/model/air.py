@@ -5,8 +5,8 @@ image code and what it found at step t-1, updates its state h_t, and emits:
   z_pres  (Bernoulli)  is there one more object?
   z_where (Gaussian over the workspace, squashed)  where it stands on the ground plane;
           a coarse guess from h_t decides where to look, a glimpse there refines it
-  z_what  (categorical shape; Gaussian yaw)  what it is and how it is turned,
-          read from the glimpse.
+  z_what  (categorical shape; Gaussian yaw)  what it is and how it is turned, read
+          from a second glimpse centred on the refined position.
 It stops at the first absent step or after max_objects steps (Figure 2 of [1]). Departs
 from the paper: z_where is a 3D ground position rather than a 2D box (the glimpse is
 centred on its projection through the known camera), and z_what is the renderer's own
@@ -86,22 +86,22 @@ class AIR(nn.Module):
         self.encoder = ImageEncoder(world.image_size, config.encoder_channels, config.feature_dim)
         self.core = nn.GRUCell(config.feature_dim + self.latent_dim, hidden)
         self.where_head = mlp(hidden, hidden, 2)  # h -> coarse u
-        self.glimpse_encoder = GlimpseEncoder(
-            config.glimpse_size, config.glimpse_channels, config.glimpse_dim
-        )
-        what_in = hidden + config.glimpse_dim + 2
-        # (h, glimpse code, coarse u) -> presence logit, u offset (2), u scale (2),
-        # shape logits (S), yaw direction (2), yaw scale (1)
-        self.what_head = mlp(what_in, hidden, 1 + 2 + 2 + self.num_shapes + 2 + 1)
+        glimpse = (config.glimpse_size, config.glimpse_channels, config.glimpse_dim)
+        self.where_glimpse_encoder = GlimpseEncoder(*glimpse)
+        self.what_glimpse_encoder = GlimpseEncoder(*glimpse)
+        # (h, glimpse at the coarse guess, coarse u) -> presence logit, u offset, u scale
+        self.refine_head = mlp(hidden + config.glimpse_dim + 2, hidden, 1 + 2 + 2)
+        # (h, glimpse centred on the refined position) -> shape logits, yaw vector, yaw scale
+        self.what_head = mlp(hidden + config.glimpse_dim, hidden, self.num_shapes + 2 + 1)
         self._initialise_outputs()
 
     def _initialise_outputs(self) -> None:
         """Start near-uniform over shapes, unsure about position and yaw, and presence
         slightly on: the published AIR failure 'all steps off' starts from a net that
         switches everything off early."""
-        last = self.what_head[-1]
-        nn.init.zeros_(last.bias)
-        last.weight.data.mul_(0.1)
+        for head in (self.refine_head, self.what_head):
+            nn.init.zeros_(head[-1].bias)
+            head[-1].weight.data.mul_(0.1)
 
     def initial_state(self, batch: int, device: torch.device) -> StepState:
         return StepState(
@@ -128,17 +128,23 @@ class AIR(nn.Module):
     ) -> tuple[StepOutput, StepState]:
         """One attend-infer step: (t, state, inputs) -> (this step's output, next state)."""
         hidden = self.core(torch.cat([features, state.previous], dim=1), state.hidden)
+        # Look where h suggests, then look again where that glimpse says the object is:
+        # the second glimpse is centred on the object, which is what reading its shape
+        # and yaw needs (both are small details at 64x64).
         coarse_u = self.where_head(hidden)
-        glimpse_code = self.glimpse_encoder(self._glimpse(images, coarse_u))
-        out = self.what_head(torch.cat([hidden, glimpse_code, coarse_u], dim=1))
-        S, floor = self.num_shapes, self.config.min_scale
-        pres_logit = out[:, 0] + 2.0  # bias towards "present" at initialisation
-        xz_loc = coarse_u + out[:, 1:3]
-        xz_scale = nn.functional.softplus(out[:, 3:5] - 2.0) + floor
-        shape_logits = out[:, 5 : 5 + S]
-        yaw_vector = out[:, 5 + S : 7 + S]
+        where_code = self.where_glimpse_encoder(self._glimpse(images, coarse_u))
+        where = self.refine_head(torch.cat([hidden, where_code, coarse_u], dim=1))
+        pres_logit = where[:, 0] + 2.0  # bias towards "present" at initialisation
+        xz_loc = coarse_u + where[:, 1:3]
+        floor = self.config.min_scale
+        xz_scale = nn.functional.softplus(where[:, 3:5] - 2.0) + floor
+        what_code = self.what_glimpse_encoder(self._glimpse(images, xz_loc.detach()))
+        what = self.what_head(torch.cat([hidden, what_code], dim=1))
+        S = self.num_shapes
+        shape_logits = what[:, :S]
+        yaw_vector = what[:, S : S + 2]
         yaw_direction = torch.atan2(yaw_vector[:, 1], yaw_vector[:, 0] + 1e-6)
-        yaw_scale = nn.functional.softplus(out[:, 7 + S] - 1.0) + floor
+        yaw_scale = nn.functional.softplus(what[:, S + 2] - 1.0) + floor
 
         if mode == "sample":
             z_pres = Bernoulli(logits=pres_logit).sample()
@@ -161,8 +167,9 @@ class AIR(nn.Module):
         next_state = StepState(hidden, self._embed(step), alive_before & (z_pres > 0.5))
         return step, next_state
 
-    def _glimpse(self, images: torch.Tensor, coarse_u: torch.Tensor) -> torch.Tensor:
-        xz = self.latents.squash(coarse_u)
+    def _glimpse(self, images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Takes images and unconstrained positions (B, 2) to glimpses centred on them."""
+        xz = self.latents.squash(u)
         height = torch.full_like(xz[:, :1], 0.3)  # about the centre height of the library
         centre = project(torch.cat([xz[:, :1], height, xz[:, 1:]], dim=1), self.camera)
         return extract_glimpses(images, centre, self.window, self.config.glimpse_size)

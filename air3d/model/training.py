@@ -8,6 +8,8 @@ rank draws its own data and DistributedDataParallel averages the gradients.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -39,6 +41,7 @@ class TrainConfig:
     num_threads: int = 0  # CPU threads for torch (0: torch's default)
     world: str | None = None  # scene config path (None: the shipped assets/scene.yaml)
     pool_size: int = 20000  # prior samples rendered once and reused (per rank)
+    pool_cache: str | None = "runs/cache"  # where rendered pools are kept (None: nowhere)
     batch_size: int = 64
     sleep_steps: int = 1000  # stage 1: fit q to (z, x) from prior + renderer
     elbo_steps: int = 0  # stage 2: maximise the ELBO through the soft renderer
@@ -85,6 +88,32 @@ class ScenePool:
 
     images: torch.Tensor
     latents: SceneBatch
+
+    @classmethod
+    def cached(
+        cls,
+        n: int,
+        seed: int,
+        world: World,
+        shapes: ShapeLibrary,
+        renderer: SceneRenderer,
+        cache_dir: str | None,
+    ) -> ScenePool:
+        """Like sample(), but kept in cache_dir keyed by everything that shapes the pool, so
+        that resumed and repeated runs skip the rendering (minutes for 60k scenes on CPU)."""
+        if cache_dir is None:
+            return cls.sample(n, seed, world, shapes, renderer)
+        key = json.dumps([n, seed, world.to_dict(), shapes.to_dict()], sort_keys=True)
+        path = Path(cache_dir) / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        if path.exists():
+            data = torch.load(path, weights_only=True)
+            return cls(data["images"], SceneBatch(*data["latents"]))
+        pool = cls.sample(n, seed, world, shapes, renderer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"images": pool.images, "latents": list(asdict_batch(pool.latents))}, tmp)
+        os.replace(tmp, path)
+        return pool
 
     @classmethod
     def sample(
@@ -232,8 +261,13 @@ class Trainer:
         c, main = self.config, self.rank == 0
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-        pool = ScenePool.sample(
-            c.pool_size, c.seed + 7919 * self.rank, self.world, self.shapes, self.renderer
+        pool = ScenePool.cached(
+            c.pool_size,
+            c.seed + 7919 * self.rank,
+            self.world,
+            self.shapes,
+            self.renderer,
+            c.pool_cache,
         )
         held_out = ScenePool.sample(
             c.validate_size, c.seed + 1_000_003, self.world, self.shapes, self.renderer

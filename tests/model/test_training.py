@@ -128,3 +128,17 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_checkpoint(tmp_path / "model.pt")["step"] == 3
+
+
+def test_pool_cache_returns_the_same_pool(tmp_path, world, shapes):
+    from air3d.model.training import ScenePool
+    from air3d.renderer import SceneRenderer
+
+    renderer = SceneRenderer(world, shapes)
+    first = ScenePool.cached(6, 3, world, shapes, renderer, str(tmp_path))
+    assert len(list(tmp_path.glob("pool-*.pt"))) == 1
+    second = ScenePool.cached(6, 3, world, shapes, renderer, str(tmp_path))
+    assert torch.equal(first.images, second.images)
+    assert torch.equal(first.latents.xz, second.latents.xz)
+    other_seed = ScenePool.cached(6, 4, world, shapes, renderer, str(tmp_path))
+    assert not torch.equal(first.images, other_seed.images)

@@ -1,13 +1,177 @@
-"""`air3d evaluate`: not built yet (see the open issues)."""
+"""`air3d evaluate --checkpoint C --data DIR`: accuracy and speed report of a model on a
+data set made by `air3d make-data`, as PREFIX.json and PREFIX.md (printed too).
+
+Also `--abs` (the analysis-by-synthesis baseline instead of a model) and `--compare
+REPORT.json...` (several reports side by side in one Markdown table).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from air3d.data import META_FILE, load_dataset
+from air3d.evaluation import (
+    AbsConfig,
+    AbsPredictor,
+    compare,
+    evaluate,
+    load_report,
+    to_markdown,
+    write_report,
+)
+from air3d.model import Predictor
+from air3d.renderer import ShapeLibrary, World, load_shape_library
+
+# Parts of the world that change what an image shows: a data set made in another world
+# cannot be read by a model of this one.
+_WORLD_KEYS = ("image_size", "camera", "light", "ground", "background", "workspace")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    return subparsers.add_parser("evaluate", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "evaluate", help="report a model's accuracy and speed on a data set with ground truth"
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", type=Path, help="model checkpoint to evaluate")
+    what.add_argument(
+        "--abs", action="store_true", help="evaluate analysis by synthesis (no model) instead"
+    )
+    what.add_argument(
+        "--compare", type=Path, nargs="+", metavar="REPORT", help="report JSONs to tabulate"
+    )
+    parser.add_argument("--data", type=Path, help="data set directory (from make-data)")
+    parser.add_argument("--out", type=Path, help="writes OUT.json and OUT.md")
+    parser.add_argument("--limit", type=int, help="only the first N images of the data set")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per inference call")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, or auto")
+    parser.add_argument(
+        "--timing-calls", type=int, default=50, help="single-image calls timed for batch 1"
+    )
+    parser.add_argument(
+        "--max-objects", type=int, help="let the model find this many objects (generalisation)"
+    )
+    parser.add_argument("--labels", nargs="+", help="column names for --compare")
+    parser.add_argument("--abs-steps", type=int, help="Adam steps per object count (--abs)")
+    parser.add_argument("--abs-restarts", type=int, help="restarts per object count (--abs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    raise ValueError("'air3d evaluate' is not built yet")
+    if args.compare:
+        return _compare(args)
+    if args.data is None:
+        raise ValueError("--data is required (a directory made by air3d make-data)")
+    for name in ("limit", "batch_size", "timing_calls", "max_objects"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name in ("limit", "timing_calls") else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must not be {value}")
+    device = _device(args.device)
+    if args.abs:
+        world, shapes = _data_world(args.data), load_shape_library()
+        predictor = AbsPredictor(world, shapes, _abs_config(args), device)
+        batch_size, timing_calls = 1, 0  # one image at a time: every call is a batch-1 call
+    else:
+        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects)
+        batch_size, timing_calls = args.batch_size, args.timing_calls
+    check_data(args.data, predictor.world, predictor.shapes)
+    dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
+    info = {"data": str(args.data), "command": _command_line(args)}
+    report = evaluate(
+        predictor, dataset, batch_size, timing_calls, info, progress=not args.no_progress
+    )
+    prefix = args.out or Path(f"eval-{predictor.name}")
+    json_path, md_path = write_report(report, prefix)
+    print(to_markdown(report))
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    reports = [load_report(path) for path in args.compare]
+    table = compare(reports, args.labels)
+    if args.out:
+        path = args.out.with_name(args.out.name + ".md")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table)
+        print(f"wrote {path}", file=sys.stderr)
+    print(table)
+    return 0
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
+    return device
+
+
+def _abs_config(args: argparse.Namespace) -> AbsConfig:
+    overrides: dict[str, Any] = {}
+    if args.abs_steps is not None:
+        overrides["steps"] = args.abs_steps
+    if args.abs_restarts is not None:
+        overrides["restarts"] = args.abs_restarts
+    return AbsConfig(**overrides)
+
+
+def _read_meta(data: Path) -> dict[str, Any] | None:
+    path = data / META_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from None
+
+
+def _data_world(data: Path) -> World:
+    """The world a data set was rendered in (what analysis by synthesis must assume)."""
+    meta = _read_meta(data)
+    if meta is None or "world" not in meta:
+        raise ValueError(f"{data}: no {META_FILE} with the world; make the data with make-data")
+    return World.from_dict(meta["world"])
+
+
+def check_data(data: Path, world: World, shapes: ShapeLibrary) -> None:
+    """ValueError if the data set was rendered in another world than the predictor's, or
+    with shapes the predictor does not know. Data sets without meta.json are not checked."""
+    meta = _read_meta(data)
+    if meta is None:
+        return
+    ours = json.loads(json.dumps(world.to_dict()))  # tuples to lists, as in meta.json
+    theirs = meta.get("world", {})
+    differing = [key for key in _WORLD_KEYS if key in theirs and theirs[key] != ours[key]]
+    if differing:
+        raise ValueError(
+            f"{data} was rendered in another world than the model's: {', '.join(differing)} "
+            "differ (compare its meta.json with the checkpoint's scene config)"
+        )
+    unknown = sorted(set(meta.get("shapes", [])) - set(shapes.names))
+    if unknown:
+        raise ValueError(
+            f"{data} has shapes the model does not know: {', '.join(unknown)}; "
+            f"known: {', '.join(shapes.names)}"
+        )
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    words = ["air3d", "evaluate"]
+    words += ["--abs"] if args.abs else ["--checkpoint", str(args.checkpoint)]
+    words += ["--data", str(args.data)]
+    for flag in ("limit", "batch_size", "device", "max_objects", "abs_steps", "abs_restarts"):
+        value = getattr(args, flag)
+        if value is not None and not (args.abs and flag == "batch_size"):
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
+    return shlex.join(words)

@@ -1,0 +1,35 @@
+"""Evaluation: scene metrics against ground truth, the report, and the baselines."""
+
+from air3d.evaluation.abs_baseline import AbsConfig, AbsInference, AbsPredictor
+from air3d.evaluation.metrics import (
+    compare_scene,
+    compute_metrics,
+    match_objects,
+    yaw_error_deg,
+)
+from air3d.evaluation.report import (
+    TARGETS,
+    compare,
+    evaluate,
+    load_report,
+    reconstruction_mse,
+    to_markdown,
+    write_report,
+)
+
+__all__ = [
+    "TARGETS",
+    "AbsConfig",
+    "AbsInference",
+    "AbsPredictor",
+    "compare",
+    "compare_scene",
+    "compute_metrics",
+    "evaluate",
+    "load_report",
+    "match_objects",
+    "reconstruction_mse",
+    "to_markdown",
+    "write_report",
+    "yaw_error_deg",
+]

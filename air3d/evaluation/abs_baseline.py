@@ -1,0 +1,323 @@
+"""Analysis by synthesis without q: what a user would run without the inference network.
+
+For each image and each object count k = 0..max_count, search for the scene that best
+explains the image under the same generative model AIR is trained against:
+
+1. Proposals: the best scenes found with k - 1 objects, each extended by one new object
+   at a position and yaw drawn from the prior, `proposals` times, in every shape; the
+   extensions are screened by crisp rendering and the best `restarts` of them kept.
+   (A departure from independent prior restarts of all k objects at once: a random
+   3-object scene almost never overlaps the truth well enough for gradients to find it;
+   growing the scene one object at a time does, at a similar cost.)
+2. Gradient ascent: Adam on every object's (x, z) and yaw, all restarts as one batch,
+   through the soft renderer's `gaussian_log_likelihood`. To widen the basin of
+   attraction it runs on renders `render_size` pixels wide and, early on, on blurred
+   images (coarse to fine: the blur is annealed to none).
+3. Shapes: during and after the ascent each object tries every shape in turn, keeping the
+   one that scores best (the renderer has no gradient with respect to the shape).
+4. Choice: the final scenes are scored at full size with crisp renders by log p(x | z) +
+   log p(z) (a MAP choice), and the best over all counts and restarts wins.
+
+The prior's minimum separation between objects is part of log p(z) (scenes that break
+it score -inf): without it a second object hidden inside the first one can buy a few
+pixels of likelihood.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from air3d.renderer import (
+    Scene,
+    SceneBatch,
+    SceneRenderer,
+    ShapeLibrary,
+    World,
+    gaussian_log_likelihood,
+)
+
+
+@dataclass(frozen=True)
+class AbsConfig:
+    restarts: int = 3  # scenes per object count carried into gradient ascent
+    proposals: int = 32  # prior draws screened for each new object, per carried scene
+    steps: int = 24  # Adam steps per object count, at render_size
+    refine_steps: int = 6  # then Adam steps at full size on the best scene of the count
+    lr: float = 0.04  # Adam step size: world units for x and z, radians for yaw
+    render_size: int = 32  # the ascent renders images this many pixels wide (cheaper)
+    faces_per_pixel: int = 3  # soft rendering in the ascent (the scene config's is for training)
+    blur_px: float = 1.5  # Gaussian blur (pixels at render_size) at the first step ...
+    blur_until: float = 0.6  # ... annealed linearly to none at this fraction of the steps
+    shape_sweeps: int = 1  # shape sweeps during the ascent (one more always follows it)
+    max_count: int | None = None  # largest count tried; None: the world's max_objects
+    greedy_stop: bool = True  # stop adding objects once one more lowers the best score
+    seed: int = 0  # for the prior draws
+
+    def __post_init__(self) -> None:
+        for name in ("restarts", "proposals", "render_size", "faces_per_pixel"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AbsConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "refine_steps", "shape_sweeps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AbsConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class AbsInference:
+    """The best scene found for one image, and the score of the best scene of each count."""
+
+    best: Scene
+    log_joint: float  # log p(x | z) + log p(z) of `best`
+    log_joint_by_count: tuple[float | None, ...]  # index k: best with k objects (None: not tried)
+
+    def scene(self) -> Scene:
+        return self.best
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.best.to_json(), "count": len(self.best.objects)}
+
+
+class AbsPredictor:
+    """Analysis by synthesis with the Predictor interface, so that `evaluate` can score it.
+
+    Images are fitted one at a time (each fit is batched over its restarts).
+    """
+
+    name = "analysis-by-synthesis"
+    checkpoint_hash = None
+
+    def __init__(
+        self,
+        world: World,
+        shapes: ShapeLibrary,
+        config: AbsConfig | None = None,
+        device: torch.device | str = "cpu",
+    ):
+        self.world, self.shapes = world, shapes
+        self.config = config or AbsConfig()
+        self.device = torch.device(device)
+        self.image_size = world.image_size
+        self.max_count = (
+            world.max_objects if self.config.max_count is None else self.config.max_count
+        )
+        self._full = SceneRenderer(world, shapes, self.device)
+        rendering = replace(world.rendering, soft_faces_per_pixel=self.config.faces_per_pixel)
+        low = replace(world, image_size=self.config.render_size, rendering=rendering)
+        self._low = SceneRenderer(low, shapes, self.device)
+        self._rng = np.random.default_rng(self.config.seed)
+        self._prior = _Prior(world, shapes)
+
+    def warmup(self) -> None:
+        with torch.no_grad():
+            self._full(SceneBatch.from_scenes([Scene()], self.shapes), "crisp")
+
+    def infer(self, images: torch.Tensor) -> list[AbsInference]:
+        expected = (3, self.image_size, self.image_size)
+        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images must be (B, {expected}) floats; got {tuple(images.shape)}")
+        return [self.fit(image) for image in images]
+
+    def fit(self, image: torch.Tensor) -> AbsInference:
+        """Takes one image (3, S, S) to the best scene found for it."""
+        target = image[None].to(self.device, torch.float32)  # (1, 3, S, S)
+        target_low = F.interpolate(target, size=self.config.render_size, mode="area")
+        carried = _empty(self.device)
+        best: list[tuple[float, SceneBatch]] = [(self._score(carried, target)[0].item(), carried)]
+        for _ in range(self.max_count):
+            carried, score, scene = self._fit_count(carried, target, target_low)
+            best.append((score, scene))
+            if self.config.greedy_stop and score < best[-2][0]:
+                break
+        scores = [score for score, _ in best]
+        k = int(np.argmax(scores))
+        scene = best[k][1].to("cpu").to_scenes(self.shapes)[0]
+        by_count = tuple(scores) + (None,) * (self.max_count + 1 - len(scores))
+        return AbsInference(scene, scores[k], by_count)
+
+    def _fit_count(
+        self, carried: SceneBatch, target: torch.Tensor, target_low: torch.Tensor
+    ) -> tuple[SceneBatch, float, SceneBatch]:
+        """One object more than the `carried` scenes: the candidates to carry on (best
+        first), and the best scene refined at full size with its score."""
+        cfg = self.config
+        candidates = self._propose(carried, target_low)
+        candidates = self._ascend(candidates, target_low, self._low, cfg.steps, cfg.blur_px)
+        candidates = self._sweep_shapes(candidates, target, self._full)
+        candidates = _take(candidates, self._score(candidates, target).argsort(descending=True))
+        best = self._ascend(_take(candidates, [0]), target, self._full, cfg.refine_steps, 0.0)
+        best = self._sweep_shapes(best, target, self._full)
+        return candidates, self._score(best, target)[0].item(), best
+
+    def _log_likelihood(
+        self, batch: SceneBatch, target: torch.Tensor, renderer: SceneRenderer
+    ) -> torch.Tensor:
+        """log p(x | z) of each scene of the batch, (B,), with crisp renders."""
+        with torch.no_grad():
+            rendered = renderer(batch, "crisp")
+        return gaussian_log_likelihood(target.expand_as(rendered), rendered, self.world.pixel_sigma)
+
+    def _score(self, batch: SceneBatch, target: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) + log p(z) at full size, (B,)."""
+        return self._log_likelihood(batch, target, self._full) + self._prior.log_prob(batch)
+
+    def _propose(self, carried: SceneBatch, target_low: torch.Tensor) -> SceneBatch:
+        """Each carried scene plus one new object drawn from the prior, `proposals` times in
+        every shape; the best `restarts` of them by crisp low-resolution score."""
+        P, S = self.config.proposals, len(self.shapes)
+        rows = torch.arange(len(carried), device=self.device).repeat_interleave(P * S)
+        new = self._prior.sample_objects(len(carried) * P, self._rng, self.device)
+        new = _take(new, torch.arange(len(new), device=self.device).repeat_interleave(S))
+        new.shape[:, 0] = torch.arange(S, device=self.device).repeat(len(carried) * P)
+        grown = _cat_objects(_take(carried, rows), new)
+        scores = self._log_likelihood(grown, target_low, self._low) + self._prior.log_prob(grown)
+        keep = scores.argsort(descending=True)[: self.config.restarts]
+        return _take(grown, keep)
+
+    def _ascend(
+        self,
+        batch: SceneBatch,
+        target: torch.Tensor,
+        renderer: SceneRenderer,
+        steps: int,
+        blur_px: float,
+    ) -> SceneBatch:
+        """Adam on positions and yaws through the soft renderer, with shape sweeps and a
+        blur of the images annealed from `blur_px` to none (coarse to fine)."""
+        cfg = self.config
+        xz = batch.xz.clone().requires_grad_(True)
+        yaw = batch.yaw.clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([xz, yaw], lr=cfg.lr)
+        sweep_at = {
+            round(steps * (i + 1) / (cfg.shape_sweeps + 1)) for i in range(cfg.shape_sweeps)
+        }
+        shape = batch.shape
+        for step in range(steps):
+            if step in sweep_at:
+                current = SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
+                shape = self._sweep_shapes(current, target, renderer).shape
+            sigma = blur_px * max(0.0, 1.0 - step / max(cfg.blur_until * steps, 1e-9))
+            rendered = renderer(SceneBatch(shape, batch.present, xz, yaw), "soft")
+            observed = target.expand_as(rendered)
+            log_lik = gaussian_log_likelihood(
+                blur(observed, sigma), blur(rendered, sigma), self.world.pixel_sigma
+            )
+            optimiser.zero_grad()
+            (-log_lik.sum()).backward()
+            optimiser.step()
+            with torch.no_grad():
+                self._prior.clamp_to_workspace(xz)
+        return SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
+
+    def _sweep_shapes(
+        self, batch: SceneBatch, target: torch.Tensor, renderer: SceneRenderer
+    ) -> SceneBatch:
+        """One pass over the objects: each takes the shape that scores best, the others fixed."""
+        S, (B, N) = len(self.shapes), batch.shape.shape
+        shape = batch.shape.clone()
+        for n in range(N):
+            variants = shape.repeat_interleave(S, dim=0)  # (B * S, N): scene b, shape s
+            variants[:, n] = torch.arange(S, device=shape.device).repeat(B)
+            trial = SceneBatch(
+                variants,
+                batch.present.repeat_interleave(S, 0),
+                batch.xz.repeat_interleave(S, 0),
+                batch.yaw.repeat_interleave(S, 0),
+            )
+            scores = self._log_likelihood(trial, target, renderer) + self._prior.log_prob(trial)
+            shape[:, n] = scores.view(B, S).argmax(1)
+        return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
+
+
+class _Prior:
+    """log p(z) of the scene config's prior: count, then per object a shape, a position
+    uniform over the workspace and a yaw uniform over the circle."""
+
+    def __init__(self, world: World, shapes: ShapeLibrary):
+        ws, prior = world.workspace, world.prior
+        self.low = torch.tensor([ws.x[0], ws.z[0]])
+        self.high = torch.tensor([ws.x[1], ws.z[1]])
+        self.log_count = [math.log(p) if p > 0 else -math.inf for p in prior.count_probs]
+        self.min_separation = prior.min_separation
+        shape_p = prior.shape_probs or [1.0 / len(shapes)] * len(shapes)
+        self.shape_p = np.asarray(shape_p, dtype=np.float64)
+        self.log_shape = torch.tensor(shape_p, dtype=torch.float32).log()
+        # Density of one object's position and yaw (uniform), per object.
+        self.log_place = -math.log(ws.width * (ws.z[1] - ws.z[0])) - math.log(2 * math.pi)
+
+    def log_prob(self, batch: SceneBatch) -> torch.Tensor:
+        """(B,) log p(z) of scenes whose slots all hold objects (one count per batch);
+        -inf where two objects are closer than the minimum separation."""
+        count = batch.present.shape[1]
+        log_count = self.log_count[count] if count < len(self.log_count) else -math.inf
+        log_shape = self.log_shape.to(batch.shape.device)[batch.shape]  # (B, N)
+        log_p = log_count + (log_shape + self.log_place).sum(1)
+        return log_p.masked_fill(self.too_close(batch.xz), -math.inf)
+
+    def too_close(self, xz: torch.Tensor) -> torch.Tensor:
+        """(B,) whether any two of the (B, N, 2) positions are under min_separation apart."""
+        N = xz.shape[1]
+        if N < 2:
+            return torch.zeros(xz.shape[0], dtype=torch.bool, device=xz.device)
+        distance = torch.cdist(xz, xz)  # (B, N, N)
+        distance = distance + torch.eye(N, device=xz.device) * self.min_separation
+        return (distance < self.min_separation).flatten(1).any(1)
+
+    def sample_objects(self, n: int, rng: np.random.Generator, device: torch.device) -> SceneBatch:
+        """n single-object scenes drawn from the prior."""
+        xz = rng.uniform(self.low.numpy(), self.high.numpy(), size=(n, 2))
+        shape = rng.choice(len(self.shape_p), size=n, p=self.shape_p)
+        yaw = rng.uniform(0.0, 2 * math.pi, size=n)
+        return SceneBatch(
+            torch.as_tensor(shape, device=device)[:, None],
+            torch.ones(n, 1, dtype=torch.bool, device=device),
+            torch.as_tensor(xz, dtype=torch.float32, device=device)[:, None],
+            torch.as_tensor(yaw, dtype=torch.float32, device=device)[:, None],
+        )
+
+    def clamp_to_workspace(self, xz: torch.Tensor) -> None:
+        """Projects positions (..., 2) back into the workspace, in place."""
+        xz.copy_(torch.maximum(torch.minimum(xz, self.high.to(xz)), self.low.to(xz)))
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) images with std `sigma` pixels (0: none)."""
+    if sigma <= 0:
+        return images
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    C = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+def _empty(device: torch.device) -> SceneBatch:
+    """One scene with no objects (zero slots)."""
+    return SceneBatch(
+        torch.zeros(1, 0, dtype=torch.long, device=device),
+        torch.zeros(1, 0, dtype=torch.bool, device=device),
+        torch.zeros(1, 0, 2, device=device),
+        torch.zeros(1, 0, device=device),
+    )
+
+
+def _take(batch: SceneBatch, index: torch.Tensor | list[int]) -> SceneBatch:
+    return SceneBatch(batch.shape[index], batch.present[index], batch.xz[index], batch.yaw[index])
+
+
+def _cat_objects(a: SceneBatch, b: SceneBatch) -> SceneBatch:
+    """Scene-wise concatenation of the object slots of two equally long batches."""
+    return SceneBatch(
+        torch.cat([a.shape, b.shape], 1),
+        torch.cat([a.present, b.present], 1),
+        torch.cat([a.xz, b.xz], 1),
+        torch.cat([a.yaw, b.yaw], 1),
+    )

@@ -1,0 +1,159 @@
+"""evaluate() with stand-in predictors: the report's numbers, JSON, Markdown and compare."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from air3d.data import Dataset
+from air3d.evaluation import compare, evaluate, load_report, to_markdown, write_report
+from air3d.evaluation.report import TARGETS, check_targets, reconstruction_mse
+from air3d.renderer import Scene, SceneObject, SceneRenderer, ShapeLibrary, World
+
+SCENES = [
+    Scene(),
+    Scene((SceneObject("cube", (0.2, 0.3, -0.4), 30.0),)),
+    Scene(
+        (SceneObject("sphere", (-0.6, 0.35, 0.5), 0.0), SceneObject("cone", (0.7, 0.3, 0.6), 0.0))
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    scene_: Scene
+
+    def scene(self) -> Scene:
+        return self.scene_
+
+
+class LookupPredictor:
+    """Answers each image with a fixed scene, found by comparing it with known images."""
+
+    name = "lookup"
+    checkpoint_hash = "abc123"
+
+    def __init__(self, world: World, shapes: ShapeLibrary, images: torch.Tensor, answers):
+        self.world, self.shapes = world, shapes
+        self.images, self.answers = images, list(answers)
+        self.calls: list[int] = []
+
+    def infer(self, images: torch.Tensor) -> list[Answer]:
+        self.calls.append(len(images))
+        out = []
+        for image in images:
+            index = int((self.images - image).abs().flatten(1).sum(1).argmin())
+            out.append(Answer(self.answers[index]))
+        return out
+
+
+@pytest.fixture(scope="module")
+def dataset(world: World, shapes: ShapeLibrary) -> Dataset:
+    with torch.no_grad():
+        images = SceneRenderer(world, shapes).render_scenes(SCENES)
+    return Dataset(images, list(SCENES), [Path(f"{i}.png") for i in range(len(SCENES))])
+
+
+def test_an_oracle_meets_every_accuracy_target(world, shapes, dataset: Dataset) -> None:
+    oracle = LookupPredictor(world, shapes, dataset.images, SCENES)
+    report = evaluate(oracle, dataset, batch_size=2, timing_calls=5, info={"data": "hand"})
+    m = report["metrics"]
+    assert m["count_accuracy"] == 1.0 and m["shape_accuracy"] == 1.0
+    assert m["position_error_mean"] == 0.0 and m["rotation_error_median_deg"] == 0.0
+    assert m["rotation_objects"] == 1 and m["rotation_excluded_objects"] == 2
+    assert report["reconstruction_mse"] == pytest.approx(0.0, abs=1e-10)
+    assert report["images"] == 3 and report["data"] == "hand"
+    assert report["name"] == "lookup" and report["checkpoint_hash"] == "abc123"
+    passed = {t["label"]: t["passed"] for t in report["targets"]}
+    assert all(passed[t.label] for t in TARGETS[:4])
+    # Main pass in batches of 2 (2 + 1), then 5 single-image calls after one warm-up call.
+    assert oracle.calls == [1, 2, 1] + [1] * 5
+    assert report["timing"]["batch1_calls"] == 5 and report["timing"]["batch_size"] == 2
+    assert report["predicted_scenes"][1] == SCENES[1].to_json()
+
+
+def test_a_predictor_that_sees_nothing_fails_and_is_reported(world, shapes, dataset) -> None:
+    blind = LookupPredictor(world, shapes, dataset.images, [Scene()] * 3)
+    report = evaluate(blind, dataset, batch_size=8, timing_calls=0)
+    m = report["metrics"]
+    assert m["count_accuracy"] == pytest.approx(1 / 3)
+    assert m["under_counted"] == 2 and m["over_counted"] == 0
+    assert m["shape_accuracy"] is None and m["missed_objects"] == 3
+    assert report["reconstruction_mse"] > 1e-3  # the objects are not drawn
+    assert report["timing"]["batch1_ms_per_image"] is None
+    by_label = {t["label"]: t for t in report["targets"]}
+    assert by_label["count accuracy"]["passed"] is False
+    assert by_label["shape accuracy"]["passed"] is None  # no data: neither pass nor fail
+    markdown = to_markdown(report)
+    assert "| count accuracy | 33.3% | ≥ 98.0% | **FAIL** |" in markdown
+    assert "| shape accuracy | n/a | ≥ 95.0% | n/a |" in markdown
+
+
+def test_batch_1_time_is_the_median_of_single_calls(world, shapes, dataset) -> None:
+    class Slow(LookupPredictor):
+        def infer(self, images):
+            time.sleep(0.02 * len(images))
+            return super().infer(images)
+
+    slow = Slow(world, shapes, dataset.images, SCENES)
+    timing = evaluate(slow, dataset, batch_size=3, timing_calls=3)["timing"]
+    assert 19.0 <= timing["batch1_ms_per_image"] < 200.0
+    assert 19.0 <= timing["batched_ms_per_image"] < 200.0
+    # With batch size 1 the main pass itself gives the batch-1 figure; no extra calls.
+    slow.calls.clear()
+    timing = evaluate(slow, dataset, batch_size=1, timing_calls=50)["timing"]
+    assert slow.calls == [1] * 4 and timing["batch1_calls"] == 3
+
+
+def test_images_of_the_wrong_size_are_refused(world, shapes, dataset) -> None:
+    small = Dataset(dataset.images[:, :, :32, :32], dataset.scenes, dataset.paths)
+    with pytest.raises(ValueError, match=r"data set images are \(3, 32, 32\)"):
+        evaluate(LookupPredictor(world, shapes, small.images, SCENES), small)
+
+
+def test_reconstruction_error_is_the_mean_squared_pixel_error(world, shapes, dataset) -> None:
+    grey = torch.full_like(dataset.images, 0.5)
+    with torch.no_grad():
+        rendered = SceneRenderer(world, shapes).render_scenes(SCENES)
+    expected = (rendered - grey).pow(2).mean().item()
+    assert reconstruction_mse(grey, SCENES, world, shapes, batch_size=2) == pytest.approx(expected)
+
+
+def test_report_files_round_trip_and_compare(tmp_path, world, shapes, dataset) -> None:
+    good = evaluate(LookupPredictor(world, shapes, dataset.images, SCENES), dataset, 3, 2)
+    bad = evaluate(LookupPredictor(world, shapes, dataset.images, [Scene()] * 3), dataset, 3, 2)
+    json_path, md_path = write_report(good, tmp_path / "sub" / "good")
+    assert json_path.name == "good.json" and md_path.name == "good.md"
+    assert load_report(json_path) == json.loads(json.dumps(good))
+    assert md_path.read_text().startswith("# Evaluation: lookup")
+    table = compare([good, bad], ["AIR", "blind"])
+    lines = table.splitlines()
+    assert lines[0] == "| metric | AIR | blind | target |"
+    count_row = next(line for line in lines if line.startswith("| count accuracy |"))
+    assert count_row == "| count accuracy | 100.0% | 33.3% ✗ | ≥ 98.0% |"
+    with pytest.raises(ValueError, match="1 labels for 2 reports"):
+        compare([good, bad], ["AIR"])
+
+
+def test_load_report_refuses_other_json(tmp_path) -> None:
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    with pytest.raises(ValueError, match="not an evaluation report"):
+        load_report(tmp_path / "x.json")
+
+
+def test_targets_compare_in_the_right_direction() -> None:
+    report = {
+        "metrics": {
+            "count_accuracy": 0.98,
+            "shape_accuracy": 0.949,
+            "position_error_mean_pct": 2.4,
+            "rotation_error_median_deg": 10.5,
+        },
+        "timing": {"batch1_ms_per_image": 4.0},
+    }
+    assert [t["passed"] for t in check_targets(report)] == [True, False, True, False, True]

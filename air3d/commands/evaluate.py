@@ -55,7 +55,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--timing-calls", type=int, default=50, help="single-image calls timed for batch 1"
     )
     parser.add_argument(
-        "--max-objects", type=int, help="let the model find this many objects (generalisation)"
+        "--max-objects",
+        type=int,
+        help="let the model (or --abs) find up to this many objects (generalisation sets)",
     )
     parser.add_argument("--labels", nargs="+", help="column names for --compare")
     parser.add_argument("--abs-steps", type=int, help="Adam steps per object count (--abs)")
@@ -121,6 +123,8 @@ def _abs_config(args: argparse.Namespace) -> AbsConfig:
         overrides["steps"] = args.abs_steps
     if args.abs_restarts is not None:
         overrides["restarts"] = args.abs_restarts
+    if args.max_objects is not None:
+        overrides["max_count"] = args.max_objects
     return AbsConfig(**overrides)
 
 

@@ -111,7 +111,7 @@ class AbsPredictor:
         low = replace(world, image_size=self.config.render_size, rendering=rendering)
         self._low = SceneRenderer(low, shapes, self.device)
         self._rng = np.random.default_rng(self.config.seed)
-        self._prior = _Prior(world, shapes)
+        self._prior = _Prior(world, shapes, self.max_count)
 
     def warmup(self) -> None:
         with torch.no_grad():
@@ -236,13 +236,21 @@ class AbsPredictor:
 
 class _Prior:
     """log p(z) of the scene config's prior: count, then per object a shape, a position
-    uniform over the workspace and a yaw uniform over the circle."""
+    uniform over the workspace and a yaw uniform over the circle.
 
-    def __init__(self, world: World, shapes: ShapeLibrary):
+    Searching beyond the prior's counts (max_count > max_objects, for scenes with more
+    objects than the prior allows) replaces the count prior by a uniform one over
+    0..max_count: the prior's own gives such scenes probability zero.
+    """
+
+    def __init__(self, world: World, shapes: ShapeLibrary, max_count: int | None = None):
         ws, prior = world.workspace, world.prior
         self.low = torch.tensor([ws.x[0], ws.z[0]])
         self.high = torch.tensor([ws.x[1], ws.z[1]])
-        self.log_count = [math.log(p) if p > 0 else -math.inf for p in prior.count_probs]
+        count_probs = list(prior.count_probs)
+        if max_count is not None and max_count >= len(count_probs):
+            count_probs = [1.0 / (max_count + 1)] * (max_count + 1)
+        self.log_count = [math.log(p) if p > 0 else -math.inf for p in count_probs]
         self.min_separation = prior.min_separation
         shape_p = prior.shape_probs or [1.0 / len(shapes)] * len(shapes)
         self.shape_p = np.asarray(shape_p, dtype=np.float64)

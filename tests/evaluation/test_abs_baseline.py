@@ -56,6 +56,12 @@ def test_prior_refuses_objects_closer_than_the_minimum_separation(world, shapes)
     assert log_p[1].item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_counts_beyond_the_prior_get_a_uniform_count_prior(world, shapes) -> None:
+    assert _Prior(world, shapes).log_count == [math.log(p) for p in world.prior.count_probs]
+    beyond = _Prior(world, shapes, world.max_objects + 1).log_count
+    assert beyond == pytest.approx([-math.log(world.max_objects + 2)] * (world.max_objects + 2))
+
+
 def test_positions_are_clamped_into_the_workspace(world, shapes) -> None:
     xz = torch.tensor([[[5.0, -5.0], [0.1, 0.2]]])
     _Prior(world, shapes).clamp_to_workspace(xz)

@@ -81,9 +81,10 @@ def sleep_loss(
     k = latents.order(true_shape)
     # The angle error in symmetry space, back in yaw units: a cube at 5 and 95 deg agree.
     symmetry_error = wrap_angle(out.stack("yaw_direction") - k * true_yaw)
-    yaw_nll = -Normal(0.0, out.stack("yaw_scale")).log_prob(symmetry_error / k)
-    # The NLL's pull on the mean fades while q's std is large, and the angle's gradient
-    # fades as the predicted vector grows; a squared error on the vector itself does not.
+    # The NLL trains q's yaw std only. Through atan2 its pull on the mean explodes while
+    # the predicted vector is near zero (as it is at initialisation) and the noise drowned
+    # the yaw signal; a squared error on the vector itself trains the mean instead.
+    yaw_nll = -Normal(0.0, out.stack("yaw_scale")).log_prob(symmetry_error.detach() / k)
     target_vector = torch.stack([torch.cos(k * true_yaw), torch.sin(k * true_yaw)], -1)
     yaw_vector_error = (out.stack("yaw_vector") - target_vector).pow(2).sum(-1)
     has_yaw = latents.has_yaw[true_shape]

@@ -26,6 +26,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.n < 0:
         raise ValueError(f"--n must be >= 0, got {args.n}")
+    if args.count is not None and args.count < 0:
+        raise ValueError(f"--count must be >= 0, got {args.count}")
     make_dataset(
         args.out,
         args.n,

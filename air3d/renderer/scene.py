@@ -134,8 +134,8 @@ class SceneBatch:
                     continue
                 spec = shapes.specs[shape[b][n]]
                 x, z = xz[b][n]
-                objects.append(
-                    SceneObject(spec.name, (x, spec.height / 2, z), math.degrees(yaw[b][n]) % 360)
-                )
+                yaw_deg = math.degrees(yaw[b][n]) % 360.0
+                yaw_deg = 0.0 if yaw_deg == 360.0 else yaw_deg  # -1e-20 % 360 == 360.0
+                objects.append(SceneObject(spec.name, (x, spec.height / 2, z), yaw_deg))
             scenes.append(Scene(tuple(objects)))
         return scenes

@@ -102,6 +102,8 @@ def load_shape_library(directory: str | Path | None = None) -> ShapeLibrary:
         raise ValueError(f"shape names in {directory / 'manifest.yaml'} must be unique")
     meshes = []
     for spec in specs:
+        if not (directory / spec.mesh).is_file():
+            raise ValueError(f"shape {spec.name!r}: mesh file {directory / spec.mesh} not found")
         mesh = trimesh.load(directory / spec.mesh, force="mesh", process=False)
         verts = np.asarray(mesh.vertices, np.float32)
         verts = verts - (verts.max(0) + verts.min(0)) / 2  # centre on the bounding box

@@ -90,6 +90,9 @@ class World:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> World:
+        if not isinstance(data, dict):
+            kind = type(data).__name__
+            raise ValueError(f"scene config must be a mapping of sections, got {kind}")
         try:
             world = cls(
                 image_size=int(data["image_size"]),
@@ -121,8 +124,18 @@ def _check(world: World) -> None:
             f"prior.count_probs has {len(world.prior.count_probs)} entries; "
             f"max_objects={world.max_objects} needs {world.max_objects + 1}"
         )
-    if not math.isclose(sum(world.prior.count_probs), 1.0, abs_tol=1e-6):
-        raise ValueError(f"prior.count_probs must sum to 1, got {sum(world.prior.count_probs)}")
+    for name in ("count_probs", "shape_probs"):
+        probs = getattr(world.prior, name)
+        if probs is None:
+            continue
+        if min(probs, default=0.0) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
+            raise ValueError(f"prior.{name} must be >= 0 and sum to 1, got {list(probs)}")
+    for axis in ("x", "z"):
+        low, high = getattr(world.workspace, axis)
+        if not low < high:
+            raise ValueError(f"workspace.{axis} must be [low, high], low < high; got {[low, high]}")
+    if not world.pixel_sigma > 0:
+        raise ValueError(f"likelihood.pixel_sigma must be > 0, got {world.pixel_sigma}")
     if world.image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {world.image_size}")
 

@@ -1,0 +1,22 @@
+"""Shared fixtures for the renderer tests: the shipped world, shape library and renderer."""
+
+from __future__ import annotations
+
+import pytest
+
+from air3d.renderer import SceneRenderer, ShapeLibrary, World, load_shape_library, load_world
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return load_world()
+
+
+@pytest.fixture(scope="session")
+def shapes() -> ShapeLibrary:
+    return load_shape_library()
+
+
+@pytest.fixture(scope="session")
+def renderer(world: World, shapes: ShapeLibrary) -> SceneRenderer:
+    return SceneRenderer(world, shapes, "cpu")

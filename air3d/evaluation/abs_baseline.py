@@ -149,10 +149,15 @@ class AbsPredictor:
         candidates = self._propose(carried, target_low)
         candidates = self._ascend(candidates, target_low, self._low, cfg.steps, cfg.blur_px)
         candidates = self._sweep_shapes(candidates, target, self._full)
-        candidates = _take(candidates, self._score(candidates, target).argsort(descending=True))
-        best = self._ascend(_take(candidates, [0]), target, self._full, cfg.refine_steps, 0.0)
-        best = self._sweep_shapes(best, target, self._full)
-        return candidates, self._score(best, target)[0].item(), best
+        scores = self._score(candidates, target)
+        candidates = _take(candidates, scores.argsort(descending=True))
+        best, best_score = _take(candidates, [0]), scores.max().item()
+        refined = self._ascend(best, target, self._full, cfg.refine_steps, 0.0)
+        refined = self._sweep_shapes(refined, target, self._full)
+        refined_score = self._score(refined, target)[0].item()
+        if refined_score >= best_score:  # Adam may overshoot: keep whichever is better
+            best, best_score = refined, refined_score
+        return candidates, best_score, best
 
     def _log_likelihood(
         self, batch: SceneBatch, target: torch.Tensor, renderer: SceneRenderer

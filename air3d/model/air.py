@@ -28,6 +28,8 @@ from air3d.model.networks import GlimpseEncoder, ImageEncoder, extract_glimpses,
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.camera import project, projection_matrix
 
+softplus = nn.functional.softplus
+
 Mode = Literal["sample", "mean"]
 
 
@@ -89,10 +91,15 @@ class AIR(nn.Module):
         glimpse = (config.glimpse_size, config.glimpse_channels, config.glimpse_dim)
         self.where_glimpse_encoder = GlimpseEncoder(*glimpse)
         self.what_glimpse_encoder = GlimpseEncoder(*glimpse)
-        # (h, glimpse at the coarse guess, coarse u) -> presence logit, u offset, u scale
-        self.refine_head = mlp(hidden + config.glimpse_dim + 2, hidden, 1 + 2 + 2)
-        # (h, glimpse centred on the refined position) -> shape logits, yaw vector, yaw scale
-        self.what_head = mlp(hidden + config.glimpse_dim, hidden, self.num_shapes + 2 + 1)
+        # (h, glimpse at the coarse guess, coarse u) -> presence logit, u offset
+        self.refine_head = mlp(hidden + config.glimpse_dim + 2, hidden, 1 + 2)
+        # (h, glimpse centred on the refined position) -> shape logits, yaw vector
+        self.what_head = mlp(hidden + config.glimpse_dim, hidden, self.num_shapes + 2)
+        # q's standard deviations are read from the heads' hidden layers through a stop-
+        # gradient: their NLL gradients (~ error^2 / std^3) are large and noisy, and when
+        # they reached the shared layers presence and yaw stopped learning altogether.
+        self.xz_scale_head = nn.Linear(hidden, 2)
+        self.yaw_scale_head = nn.Linear(hidden, 1)
         self._initialise_outputs()
 
     def _initialise_outputs(self) -> None:
@@ -133,18 +140,20 @@ class AIR(nn.Module):
         # and yaw needs (both are small details at 64x64).
         coarse_u = self.where_head(hidden)
         where_code = self.where_glimpse_encoder(self._glimpse(images, coarse_u))
-        where = self.refine_head(torch.cat([hidden, where_code, coarse_u], dim=1))
+        where_features = self.refine_head[:-1](torch.cat([hidden, where_code, coarse_u], dim=1))
+        where = self.refine_head[-1](where_features)
         pres_logit = where[:, 0] + 2.0  # bias towards "present" at initialisation
         xz_loc = coarse_u + where[:, 1:3]
         floor = self.config.min_scale
-        xz_scale = nn.functional.softplus(where[:, 3:5] - 2.0) + floor
+        xz_scale = softplus(self.xz_scale_head(where_features.detach()) - 2.0) + floor
         what_code = self.what_glimpse_encoder(self._glimpse(images, xz_loc.detach()))
-        what = self.what_head(torch.cat([hidden, what_code], dim=1))
+        what_features = self.what_head[:-1](torch.cat([hidden, what_code], dim=1))
+        what = self.what_head[-1](what_features)
         S = self.num_shapes
         shape_logits = what[:, :S]
         yaw_vector = what[:, S : S + 2]
         yaw_direction = torch.atan2(yaw_vector[:, 1], yaw_vector[:, 0] + 1e-6)
-        yaw_scale = nn.functional.softplus(what[:, S + 2] - 1.0) + floor
+        yaw_scale = softplus(self.yaw_scale_head(what_features.detach())[:, 0] - 1.0) + floor
 
         if mode == "sample":
             z_pres = Bernoulli(logits=pres_logit).sample()

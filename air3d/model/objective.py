@@ -71,10 +71,16 @@ def sleep_loss(
     pres_loss = nn.functional.binary_cross_entropy_with_logits(
         pres_logit, matched.float(), reduction="none"
     )
-    true_u = latents.unsquash(_gather(target.xz, index))  # (B, N, 2)
+    true_xz = _gather(target.xz, index)  # (B, N, 2)
+    true_u = latents.unsquash(true_xz)
     true_shape, true_yaw = _gather(target.shape, index), _gather(target.yaw, index)
-    xz_nll = -Normal(xz_loc, xz_scale).log_prob(true_u).sum(-1)
-    coarse = (out.stack("coarse_u") - true_u).pow(2).sum(-1)  # steers the glimpse
+    # Means are trained by robust errors in world units, q's stds by the NLL of detached
+    # errors. A Gaussian NLL also pulls the mean with a force ~ error / std^2: as the std
+    # shrinks that force grows into noise that swamps every other signal in the shared
+    # layers (presence and yaw stopped learning altogether).
+    xz_error = _robust((latents.squash(xz_loc) - true_xz) / POSITION_SCALE)
+    xz_nll = -Normal(xz_loc.detach(), xz_scale).log_prob(true_u).sum(-1)
+    coarse = _robust((latents.squash(out.stack("coarse_u")) - true_xz) / POSITION_SCALE)
     shape_nll = nn.functional.cross_entropy(
         out.stack("shape_logits").flatten(0, 1), true_shape.flatten(), reduction="none"
     ).view(B, N)
@@ -91,14 +97,24 @@ def sleep_loss(
     m = matched.float()
     terms = {
         "presence": (pres_loss * pres_seen.float()).sum(1).mean(),
-        "position": (xz_nll * m).sum(1).mean(),
-        "glimpse": (coarse * m).sum(1).mean(),
+        "position": (xz_error * m).sum(1).mean(),
+        "position_std": (xz_nll * m).sum(1).mean(),
+        "glimpse": (coarse * m).sum(1).mean(),  # steers the first glimpse
         "shape": (shape_nll * m).sum(1).mean(),
         "yaw": (yaw_nll * has_yaw * m).sum(1).mean(),
         "yaw_vector": (yaw_vector_error * has_yaw * m).sum(1).mean(),
     }
     terms["loss"] = sum(terms.values())
     return terms
+
+
+POSITION_SCALE = 0.1  # world units (about 2 pixels at the workspace centre)
+
+
+def _robust(error: torch.Tensor) -> torch.Tensor:
+    """Huber loss of (..., 2) errors summed over the last dim: squared near zero, linear
+    (bounded gradient) for the large errors of an untrained net."""
+    return nn.functional.smooth_l1_loss(error, torch.zeros_like(error), reduction="none").sum(-1)
 
 
 def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,10 @@ class SlotBaseline(nn.Module):
         self.num_shapes = len(shapes)
         self.latents = LatentSpace(world, shapes)
         self.encoder = ImageEncoder(world.image_size, config.encoder_channels, config.feature_dim)
-        self.per_slot = 1 + 2 + 2 + self.num_shapes + 2 + 1
+        self.per_slot = 1 + 2 + self.num_shapes + 2  # presence, u, shape logits, yaw vector
         self.head = mlp(config.feature_dim, config.hidden_dim, self.max_steps * self.per_slot)
+        # stds through a stop-gradient, as in AIR (see air.py)
+        self.scale_head = nn.Linear(config.hidden_dim, self.max_steps * 3)
 
     def forward(
         self, images: torch.Tensor, mode: str = "mean", max_steps: int | None = None
@@ -38,14 +40,16 @@ class SlotBaseline(nn.Module):
         if max_steps not in (None, self.max_steps):
             raise ValueError(f"the supervised baseline has exactly {self.max_steps} slots")
         features = self.encoder(images)
-        out = self.head(features).view(images.shape[0], self.max_steps, self.per_slot)
+        hidden = self.head[:-1](features)
+        out = self.head[-1](hidden).view(images.shape[0], self.max_steps, self.per_slot)
+        scales = self.scale_head(hidden.detach()).view(images.shape[0], self.max_steps, 3)
         S, floor = self.num_shapes, self.config.min_scale
         steps = []
         for n in range(self.max_steps):
             o = out[:, n]
-            shape_logits = o[:, 5 : 5 + S]
+            shape_logits = o[:, 3 : 3 + S]
             shape = shape_logits.argmax(-1)
-            vector = o[:, 5 + S : 7 + S]
+            vector = o[:, 3 + S : 5 + S]
             direction = torch.atan2(vector[:, 1], vector[:, 0] + 1e-6)
             yaw = direction / self.latents.order(shape)
             yaw = torch.where(self.latents.has_yaw[shape], yaw, torch.zeros_like(yaw))
@@ -55,11 +59,11 @@ class SlotBaseline(nn.Module):
                     pres_logit=pres_logit,
                     coarse_u=o[:, 1:3],
                     xz_loc=o[:, 1:3],
-                    xz_scale=nn.functional.softplus(o[:, 3:5] - 2.0) + floor,
+                    xz_scale=nn.functional.softplus(scales[:, n, :2] - 2.0) + floor,
                     shape_logits=shape_logits,
                     yaw_vector=vector,
                     yaw_direction=direction,
-                    yaw_scale=nn.functional.softplus(o[:, 7 + S] - 1.0) + floor,
+                    yaw_scale=nn.functional.softplus(scales[:, n, 2] - 1.0) + floor,
                     hidden=features,
                     z_pres=(pres_logit > 0).float(),
                     xz_u=o[:, 1:3],

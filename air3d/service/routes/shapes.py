@@ -1,0 +1,20 @@
+"""GET /shapes: the shape library and the scene config the model was trained on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from air3d.service.deps import get_state, require_api_key
+from air3d.service.routes.errors import responses
+from air3d.service.schemas import ShapesOut
+from air3d.service.state import ServiceState
+
+router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("/shapes", response_model=ShapesOut, responses=responses(401, 503))
+def list_shapes(state: Annotated[ServiceState, Depends(get_state)]) -> dict:
+    predictor = state.predictor
+    return {"shapes": predictor.shapes.to_dict()["shapes"], "world": predictor.world.to_dict()}

@@ -1,0 +1,94 @@
+"""Request and response bodies, one model per direction (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ObjectIn(BaseModel):
+    """One object of a scene to render; extra keys (presence, shape_probs, pixel) are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    shape: str = Field(description="a shape of the library (GET /shapes)", examples=["cube"])
+    position: list[float] = Field(
+        min_length=3, max_length=3, description="[x, y, z] of the centre; y is replaced by "
+        "the shape's resting height", examples=[[0.3, 0.3, -0.2]],
+    )  # fmt: skip
+    yaw_deg: float = Field(description="rotation about the vertical axis, degrees")
+
+
+class SceneIn(BaseModel):
+    """A scene: exactly what POST /infer returns (extra keys are ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    objects: list[ObjectIn] = Field(description="at most max_objects (GET /shapes)")
+
+
+class ObjectOut(BaseModel):
+    shape: str
+    position: list[float] = Field(description="[x, y, z] world coordinates of the centre")
+    yaw_deg: float = Field(description="degrees in [0, 360), counter-clockwise seen from above")
+    presence: float = Field(description="q's probability that this object is there")
+    shape_probs: dict[str, float] = Field(description="q's probability of each shape")
+    pixel: list[float] = Field(
+        description="[column, row] of the centre in the model's input image "
+        "(image_size pixels square; scale by width / image_size for the uploaded image)"
+    )
+
+
+class ModelOut(BaseModel):
+    name: str
+    checkpoint_hash: str
+    image_size: int = Field(description="side of the square image the model sees")
+
+
+class TimingOut(BaseModel):
+    decode: float = Field(description="decoding and resizing the upload, ms")
+    infer: float = Field(description="waiting for a batch plus the forward pass, ms")
+    total: float = Field(description="the whole request, ms")
+
+
+class InferenceOut(BaseModel):
+    objects: list[ObjectOut]
+    count: int
+
+
+class InferOut(InferenceOut):
+    model: ModelOut
+    timing_ms: TimingOut
+
+
+class InferBatchOut(BaseModel):
+    results: list[InferenceOut] = Field(description="one per uploaded image, in upload order")
+    model: ModelOut
+    timing_ms: TimingOut
+
+
+class ShapeOut(BaseModel):
+    name: str
+    mesh: str
+    height: float
+    symmetry: int | None = Field(description="rotational symmetry order; null: any angle")
+    color: list[float]
+
+
+class ShapesOut(BaseModel):
+    shapes: list[ShapeOut]
+    world: dict[str, Any] = Field(description="the scene config the model was trained on")
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    model: ModelOut | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what was wrong, for a person to read")

@@ -1,0 +1,51 @@
+"""What the app holds while it runs: the model, its batcher, the renderer, the metrics."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+from air3d.model import Inference, Predictor
+from air3d.renderer import Scene, SceneRenderer
+from air3d.renderer.camera import project, projection_matrix, to_pixels
+from air3d.service.batching import MicroBatcher
+from air3d.service.metrics import Metrics
+from air3d.service.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    predictor: Predictor
+    metrics: Metrics
+    batcher: MicroBatcher
+    ready: bool = False
+    _renderer: SceneRenderer | None = None
+    _render_lock: threading.Lock = field(default_factory=threading.Lock)
+    _projection: torch.Tensor | None = None
+
+    def model_json(self) -> dict:
+        p = self.predictor
+        return {"name": p.name, "checkpoint_hash": p.checkpoint_hash, "image_size": p.image_size}
+
+    def inference_json(self, inference: Inference) -> dict:
+        """The Inference's JSON plus `pixel`, where each object's centre appears in the image."""
+        data = inference.to_json()
+        if data["objects"]:
+            if self._projection is None:
+                self._projection = projection_matrix(self.predictor.world)
+            points = torch.tensor([o["position"] for o in data["objects"]])  # (N, 3)
+            pixels = to_pixels(project(points, self._projection), self.predictor.image_size)
+            for obj, pixel in zip(data["objects"], pixels.tolist(), strict=True):
+                obj["pixel"] = pixel
+        return data
+
+    def render_png(self, scene: Scene) -> torch.Tensor:
+        """Draws a scene (crisp) at the model's image size; one render at a time."""
+        with self._render_lock, torch.inference_mode():
+            if self._renderer is None:
+                p = self.predictor
+                self._renderer = SceneRenderer(p.world, p.shapes, p.device)
+            return self._renderer.render_scenes([scene])[0].cpu()  # (3, S, S)

@@ -1,13 +1,59 @@
-"""`air3d serve`: not built yet (see the open issues)."""
+"""`air3d serve`: the HTTP service (uvicorn) on the shipped model, or AIR3D_CHECKPOINT.
+
+Settings come from the environment (AIR3D_*, see air3d/service/settings.py and the
+README); the flags below override them.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from air3d.model import DEFAULT_CHECKPOINT
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    return subparsers.add_parser("serve", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "serve", help="serve the model over HTTP (POST /infer, /render, the page at /)"
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="model (default: AIR3D_CHECKPOINT or shipped)"
+    )
+    parser.add_argument("--host", default=None, help="default: AIR3D_HOST or 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default: AIR3D_PORT or 8000")
+    parser.add_argument(
+        "--device", default=None, help="auto (CUDA if available), cpu, cuda; default AIR3D_DEVICE"
+    )
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    raise ValueError("'air3d serve' is not built yet")
+    import uvicorn
+
+    from air3d.model import Predictor
+    from air3d.service import Settings, create_app
+
+    settings = Settings.from_env(
+        checkpoint=args.checkpoint, host=args.host, port=args.port, device=args.device
+    )
+    if not settings.checkpoint.is_file():
+        hint = (
+            " (the shipped default model is missing from this install)"
+            if settings.checkpoint == DEFAULT_CHECKPOINT
+            else ""
+        )
+        raise ValueError(
+            f"no checkpoint at {settings.checkpoint}{hint}; "
+            "set AIR3D_CHECKPOINT or pass --checkpoint PATH (e.g. a model.pt from air3d train)"
+        )
+    # Loaded here, not in the app's lifespan, so that a bad checkpoint is a one-line error.
+    predictor = Predictor.from_checkpoint(settings.checkpoint, settings.resolved_device())
+    print(
+        f"air3d serve: {predictor.name} on {predictor.device}, http://{settings.host}:{settings.port}/"
+    )
+    uvicorn.run(
+        create_app(settings, predictor), host=settings.host, port=settings.port,
+        log_level=args.log_level,
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,41 @@
+"""`air3d serve` (the Docker image's CMD) outside Docker: starts, serves, explains errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from tests.service.conftest import example_png
+from tests.service.server import serving
+
+
+def test_serve_starts_and_answers_infer(tiny_checkpoint):
+    with serving(tiny_checkpoint) as url:
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        files = {"image": ("example.png", example_png(1), "image/png")}
+        body = httpx.post(f"{url}/infer", files=files, timeout=30).json()
+        assert body["count"] == len(body["objects"])
+        assert body["model"]["name"].endswith("model")
+
+
+def test_serve_without_checkpoint_says_what_to_do(tmp_path):
+    missing = tmp_path / "nothing.pt"
+    result = subprocess.run(
+        [sys.executable, "-m", "air3d.cli", "serve", "--checkpoint", str(missing)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"no checkpoint at {missing}" in result.stderr
+    assert "AIR3D_CHECKPOINT" in result.stderr
+
+
+def test_serve_rejects_bad_settings():
+    env_result = subprocess.run(
+        [sys.executable, "-m", "air3d.cli", "serve"],
+        capture_output=True, text=True, timeout=120,
+        env={"AIR3D_MAX_BATCH": "0", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert env_result.returncode == 2
+    assert "AIR3D_MAX_BATCH must be at least 1" in env_result.stderr

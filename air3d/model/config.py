@@ -22,8 +22,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+        check_keys(cls, data, "model config")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def check_keys(config_class: type, data: dict[str, Any], what: str) -> None:
+    """ValueError naming unknown keys (typos) and the known ones."""
+    known = {f.name for f in fields(config_class)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {what} keys {sorted(unknown)}; known: {sorted(known)}")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
-from air3d.model.config import ModelConfig
+from air3d.model.config import ModelConfig, check_keys
 from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer import load_shape_library as _load_shapes
@@ -57,10 +57,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown train config keys {sorted(unknown)}; known: {sorted(known)}")
+        check_keys(cls, data, "train config")
         return cls(**data)
 
 

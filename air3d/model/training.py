@@ -108,7 +108,7 @@ class ScenePool:
         pool = cls.sample(n, seed, world, shapes, renderer)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"images": pool.images, "latents": list(asdict_batch(pool.latents))}, tmp)
+        torch.save({"images": pool.images, "latents": list(batch_tensors(pool.latents))}, tmp)
         os.replace(tmp, path)
         return pool
 
@@ -128,11 +128,12 @@ class ScenePool:
 
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, SceneBatch]:
         images = self.images[index].to(device, torch.float32) / 255.0
-        latents = SceneBatch(*(t[index] for t in asdict_batch(self.latents)))
+        latents = SceneBatch(*(t[index] for t in batch_tensors(self.latents)))
         return images, latents.to(device)
 
 
-def asdict_batch(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
+def batch_tensors(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
+    """A SceneBatch's fields in constructor order (for slicing and saving)."""
     return (batch.shape, batch.present, batch.xz, batch.yaw)
 
 
@@ -146,7 +147,15 @@ class Trainee(nn.Module):
         probs = world.prior.shape_probs or [1.0 / len(shapes)] * len(shapes)
         self.register_buffer("shape_log_prior", torch.tensor(probs).clamp(min=1e-12).log())
 
-    def forward(self, stage: str, images, targets, renderer, world) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        stage: str,
+        images: torch.Tensor,
+        targets: SceneBatch | None,
+        renderer: SceneRenderer,
+        world: World,
+    ) -> dict[str, torch.Tensor]:
+        """The stage's objective terms: "sleep" needs the true latents, "elbo" does not."""
         if stage == "sleep":
             ordered = self.q.config.kind == "air"
             return sleep_loss(self.q(images, "mean"), targets, self.q.latents, ordered)

@@ -13,13 +13,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from air3d.images import read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.prior import sample_scene
+from air3d.renderer.prior import sample_scenes
 
 SCENES_FILE = "scenes.jsonl"
 META_FILE = "meta.json"
@@ -39,8 +38,7 @@ def make_dataset(
     """Writes n scenes sampled with `seed` (same seed, same files) to `out`."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    scenes = [sample_scene(world, shapes, rng, count) for _ in range(n)]
+    scenes = sample_scenes(world, shapes, n, seed, count)
     renderer = SceneRenderer(world, shapes, device)
     lines = []
     with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:

@@ -41,6 +41,7 @@ from air3d.renderer import (
     World,
     gaussian_log_likelihood,
 )
+from air3d.renderer.prior import shape_probabilities
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class _Prior:
             count_probs = [1.0 / (max_count + 1)] * (max_count + 1)
         self.log_count = [math.log(p) if p > 0 else -math.inf for p in count_probs]
         self.min_separation = prior.min_separation
-        shape_p = prior.shape_probs or [1.0 / len(shapes)] * len(shapes)
+        shape_p = shape_probabilities(world, shapes)
         self.shape_p = np.asarray(shape_p, dtype=np.float64)
         self.log_shape = torch.tensor(shape_p, dtype=torch.float32).log()
         # Density of one object's position and yaw (uniform), per object.

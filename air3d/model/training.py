@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
@@ -27,10 +26,11 @@ from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig, check_keys
 from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss
+from air3d.model.predictor import Predictor
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer import load_shape_library as _load_shapes
 from air3d.renderer import load_world as _load_world
-from air3d.renderer.prior import sample_scene
+from air3d.renderer.prior import sample_scenes, shape_probabilities
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,7 @@ class ScenePool:
     def sample(
         cls, n: int, seed: int, world: World, shapes: ShapeLibrary, renderer: SceneRenderer
     ) -> ScenePool:
-        rng = np.random.default_rng(seed)
-        scenes = [sample_scene(world, shapes, rng) for _ in range(n)]
+        scenes = sample_scenes(world, shapes, n, seed)
         chunks = []
         with torch.no_grad():
             for start in range(0, n, 256):
@@ -144,7 +143,7 @@ class Trainee(nn.Module):
         super().__init__()
         self.q = build_model(config, world, shapes)
         self.baseline = NVILBaseline(config.feature_dim, config.hidden_dim)
-        probs = world.prior.shape_probs or [1.0 / len(shapes)] * len(shapes)
+        probs = shape_probabilities(world, shapes)
         self.register_buffer("shape_log_prior", torch.tensor(probs).clamp(min=1e-12).log())
 
     def forward(
@@ -326,14 +325,13 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, held_out: ScenePool) -> float:
-        """Count accuracy of q's answer on held-out prior samples (presence > 0.5)."""
-        q = self.trainee.q.eval()
+        """Count accuracy of q's answer on held-out prior samples, counted as the Predictor
+        counts (presence > 0.5; AIR stops at its first absent step)."""
         index = torch.arange(len(held_out.images))
         images, targets = held_out.batch(index, self.device)
-        pres = q(images, "mean").stack("pres_logit") > 0
-        # AIR's count stops at the first absent step; the baseline's slots are unordered.
-        count = pres.long().cumprod(1).sum(1) if q.config.kind == "air" else pres.sum(1)
-        return float((count == targets.present.sum(1)).float().mean())
+        predictor = Predictor(self.trainee.q, self.world, self.shapes, "in-training", "")
+        count = torch.tensor([len(answer.objects) for answer in predictor.infer(images)])
+        return float((count == targets.present.sum(1).cpu()).float().mean())
 
 
 class _MetricsLog:

@@ -11,6 +11,21 @@ from air3d.renderer.world import World
 _MAX_TRIES = 1000
 
 
+def shape_probabilities(world: World, shapes: ShapeLibrary) -> list[float]:
+    """The prior's P(shape) in manifest order (uniform where the config says null)."""
+    if world.prior.shape_probs is None:
+        return [1.0 / len(shapes)] * len(shapes)
+    return list(world.prior.shape_probs)
+
+
+def sample_scenes(
+    world: World, shapes: ShapeLibrary, n: int, seed: int, count: int | None = None
+) -> list[Scene]:
+    """n scenes drawn with one seeded generator: the same seed gives the same scenes."""
+    rng = np.random.default_rng(seed)
+    return [sample_scene(world, shapes, rng, count) for _ in range(n)]
+
+
 def sample_scene(
     world: World, shapes: ShapeLibrary, rng: np.random.Generator, count: int | None = None
 ) -> Scene:
@@ -21,6 +36,8 @@ def sample_scene(
     prior, ws = world.prior, world.workspace
     if count is None:
         count = int(rng.choice(len(prior.count_probs), p=prior.count_probs))
+    # None (not a uniform list) when the config says null: numpy draws differently for
+    # the two, and the same seed must keep giving the same data sets.
     shape_p = None if prior.shape_probs is None else np.asarray(prior.shape_probs)
     xz: list[np.ndarray] = []
     for _ in range(_MAX_TRIES):

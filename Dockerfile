@@ -1,6 +1,6 @@
-# air3d service image: `docker build -t air3d . && docker run --gpus all -p 8000:8000 air3d`.
-# PyPI's torch wheels carry their own CUDA libraries, so a plain Python base image runs on
-# a GPU through the NVIDIA container toolkit, and on the CPU (automatically) without one.
+# air3d service image. CPU: `docker build -t air3d . && docker run -p 8000:8000 air3d`;
+# GPU: add `--gpus all`. PyPI's torch wheels carry their own CUDA libraries, so a plain Python
+# base image runs on a GPU through the NVIDIA container toolkit, and on the CPU without one.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,17 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies in their own layer: rebuilt only when pyproject.toml changes. A stub package
-# lets pip resolve the project's dependencies before the source is copied in.
-COPY pyproject.toml README.md ./
-RUN mkdir air3d && touch air3d/__init__.py \
-    && pip install --no-cache-dir . \
-    && pip uninstall --yes air3d \
-    && rm -rf air3d build ./*.egg-info
+# Dependencies in their own layer: rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+    && pip install --no-cache-dir -r requirements.txt
 
-# The source, including the shipped model (air3d/assets/model/default.pt).
-COPY air3d ./air3d
-RUN pip install --no-cache-dir --no-deps . && rm -rf build ./*.egg-info
+# The package itself, from the build context (air3d/, renderer/, model/, service/, evaluation/,
+# batch/, assets/ with the shipped model), mounted rather than copied so no source stays in the
+# image: installed code only, nothing in /app that could shadow it.
+RUN --mount=type=bind,target=/tmp/src,rw pip install --no-cache-dir --no-deps /tmp/src
 
 RUN groupadd --gid 10001 air3d && useradd --create-home --uid 10001 --gid 10001 air3d
 USER 10001:10001

@@ -27,7 +27,7 @@ import numpy as np
 
 from air3d.model import DEFAULT_CHECKPOINT
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "air3d/service/static/examples/2.png"
+EXAMPLE = Path(__file__).resolve().parents[1] / "service/static/examples/2.png"
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Make the shape library's meshes reproducibly with trimesh.
 
 Run from the repository root:  python scripts/make_shapes.py
-It (re)writes air3d/assets/shapes/*.obj. Meshes are low-poly on purpose: PyTorch3D's
+It (re)writes assets/shapes/*.obj. Meshes are low-poly on purpose: PyTorch3D's
 CPU rasteriser tests every pixel against every face. Each mesh is centred on its
 bounding box centre, so an object rests on the ground when its centre is at
 height = half its height (the manifest's `height`).
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-SHAPES_DIR = Path(__file__).resolve().parents[1] / "air3d" / "assets" / "shapes"
+SHAPES_DIR = Path(__file__).resolve().parents[1] / "assets" / "shapes"
 SECTIONS = 12  # facets around round shapes: enough to read as round at 64x64
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The exact commands that made the shipped default model and its report
-# (air3d/assets/model/default.pt, air3d/assets/model/REPORT.md). About an hour on a 2-core CPU.
+# (assets/model/default.pt, assets/model/REPORT.md). About an hour on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
@@ -30,4 +30,4 @@ for seed in 1 2 3; do
   ev --checkpoint runs/seed$seed/model.pt --data data/test --out reports/seed$seed
 done
 ev --abs --data data/test --limit 20 --out reports/abs   # ~25 s per image
-cp runs/default/model.pt air3d/assets/model/default.pt
+cp runs/default/model.pt assets/model/default.pt

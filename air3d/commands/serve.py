@@ -1,6 +1,6 @@
 """`air3d serve`: the HTTP service (uvicorn) on the shipped model, or AIR3D_CHECKPOINT.
 
-Settings come from the environment (AIR3D_*, see air3d/service/settings.py and the
+Settings come from the environment (AIR3D_*, see service/settings.py and the
 README); the flags below override them.
 """
 

@@ -14,7 +14,7 @@ from PIL import Image
 from air3d.model import Predictor
 from air3d.service import Settings, create_app
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "air3d" / "service" / "static" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "service" / "static" / "examples"
 
 
 @pytest.fixture(scope="session")

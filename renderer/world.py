@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+from air3d.assets import ASSETS_DIR
+
 DEFAULT_WORLD_PATH = ASSETS_DIR / "scene.yaml"
 
 Vec3 = tuple[float, float, float]

@@ -10,7 +10,7 @@ import numpy as np
 import trimesh
 import yaml
 
-from air3d.renderer.world import ASSETS_DIR
+from air3d.assets import ASSETS_DIR
 
 DEFAULT_SHAPES_DIR = ASSETS_DIR / "shapes"
 

@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from air3d.assets import ASSETS_DIR
 from air3d.model.build import build_model
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.renderer import Scene, SceneObject, ShapeLibrary, World
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "model" / "default.pt"
+DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,15 @@
 """Evaluation: scene metrics against ground truth, the report, and the baselines."""
 
 from air3d.evaluation.abs_baseline import AbsConfig, AbsInference, AbsPredictor
+from air3d.evaluation.markdown import compare, to_markdown
 from air3d.evaluation.metrics import (
     compare_scene,
     compute_metrics,
     match_objects,
     yaw_error_deg,
 )
-from air3d.evaluation.report import (
-    TARGETS,
-    compare,
-    evaluate,
-    load_report,
-    reconstruction_mse,
-    to_markdown,
-    write_report,
-)
+from air3d.evaluation.report import evaluate, load_report, reconstruction_mse, write_report
+from air3d.evaluation.targets import TARGETS
 
 __all__ = [
     "TARGETS",

@@ -1,5 +1,8 @@
 """Training q(z | x): a sleep-phase warm start on prior samples, then the ELBO.
 
+Settings are TrainConfig (train_config.py); the sleep stage's data is a ScenePool
+(scene_pool.py); metrics go through MetricsLog (metrics_log.py).
+
 The loop is generic: the model's objective (objective.py) returns its terms as a dict; the
 loop steps the optimiser, logs, checkpoints and resumes. CPU or CUDA; under torchrun each
 rank draws its own data and DistributedDataParallel averages the gradients.
@@ -7,133 +10,29 @@ rank draws its own data and DistributedDataParallel averages the gradients.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from tqdm import tqdm
 
 from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
-from air3d.model.config import ModelConfig, check_keys
+from air3d.model.config import ModelConfig
+from air3d.model.metrics_log import MetricsLog
 from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss
 from air3d.model.predictor import Predictor
+from air3d.model.scene_pool import ScenePool
+from air3d.model.train_config import TrainConfig
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer import load_shape_library as _load_shapes
 from air3d.renderer import load_world as _load_world
-from air3d.renderer.prior import sample_scenes, shape_probabilities
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out: str = "runs/default"  # directory for checkpoint.pt, model.pt, metrics.csv, tb/
-    seed: int = 0
-    device: str = "auto"  # "auto": cuda when available, else cpu
-    num_threads: int = 0  # CPU threads for torch (0: torch's default)
-    world: str | None = None  # scene config path (None: the shipped assets/scene.yaml)
-    pool_size: int = 20000  # prior samples rendered once and reused (per rank)
-    pool_cache: str | None = "runs/cache"  # where rendered pools are kept (None: nowhere)
-    batch_size: int = 64
-    sleep_steps: int = 1000  # stage 1: fit q to (z, x) from prior + renderer
-    elbo_steps: int = 0  # stage 2: maximise the ELBO through the soft renderer
-    elbo_batch_size: int = 32  # soft rendering is the cost of a stage-2 step
-    lr: float = 1e-3  # stage 1, cosine-decayed to lr_floor * lr
-    lr_floor: float = 0.05
-    elbo_lr: float = 1e-4  # stage 2, for q
-    baseline_lr: float = 1e-3  # stage 2, for the NVIL baseline (separate, as in the paper)
-    log_every: int = 50
-    checkpoint_every: int = 500
-    validate_size: int = 256  # held-out prior samples for the count accuracy logged in training
-    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        check_keys(cls, data, "train config")
-        return cls(**data)
-
-
-def load_train_config(path: str | Path | None, overrides: list[str]) -> TrainConfig:
-    """YAML file (optional) plus `key=value` overrides (`model.hidden_dim=64` for nested)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        with open(path) as file:
-            data = yaml.safe_load(file) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} must look like key=value")
-        target = data
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(value)
-    return TrainConfig.from_dict(data)
-
-
-@dataclass
-class ScenePool:
-    """Prior samples rendered once: images (n, 3, S, S) uint8 and their latents."""
-
-    images: torch.Tensor
-    latents: SceneBatch
-
-    @classmethod
-    def cached(
-        cls,
-        n: int,
-        seed: int,
-        world: World,
-        shapes: ShapeLibrary,
-        renderer: SceneRenderer,
-        cache_dir: str | None,
-    ) -> ScenePool:
-        """Like sample(), but kept in cache_dir keyed by everything that shapes the pool, so
-        that resumed and repeated runs skip the rendering (minutes for 60k scenes on CPU)."""
-        if cache_dir is None:
-            return cls.sample(n, seed, world, shapes, renderer)
-        key = json.dumps([n, seed, world.to_dict(), shapes.to_dict()], sort_keys=True)
-        path = Path(cache_dir) / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
-        if path.exists():
-            data = torch.load(path, weights_only=True)
-            return cls(data["images"], SceneBatch(*data["latents"]))
-        pool = cls.sample(n, seed, world, shapes, renderer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"images": pool.images, "latents": list(batch_tensors(pool.latents))}, tmp)
-        os.replace(tmp, path)
-        return pool
-
-    @classmethod
-    def sample(
-        cls, n: int, seed: int, world: World, shapes: ShapeLibrary, renderer: SceneRenderer
-    ) -> ScenePool:
-        scenes = sample_scenes(world, shapes, n, seed)
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, n, 256):
-                rendered = renderer.render_scenes(scenes[start : start + 256], "crisp")
-                chunks.append((rendered * 255).round().to(torch.uint8).cpu())
-        images = torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
-        return cls(images, SceneBatch.from_scenes(scenes, shapes, world.max_objects))
-
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, SceneBatch]:
-        images = self.images[index].to(device, torch.float32) / 255.0
-        latents = SceneBatch(*(t[index] for t in batch_tensors(self.latents)))
-        return images, latents.to(device)
-
-
-def batch_tensors(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
-    """A SceneBatch's fields in constructor order (for slicing and saving)."""
-    return (batch.shape, batch.present, batch.xz, batch.yaw)
+from air3d.renderer.prior import shape_probabilities
 
 
 class Trainee(nn.Module):
@@ -277,7 +176,7 @@ class Trainer:
         held_out = ScenePool.sample(
             c.validate_size, c.seed + 1_000_003, self.world, self.shapes, self.renderer
         )
-        log = _MetricsLog(self.out, enabled=main)
+        log = MetricsLog(self.out, enabled=main)
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc="train", disable=not main, unit="step"
         )
@@ -332,34 +231,6 @@ class Trainer:
         predictor = Predictor(self.trainee.q, self.world, self.shapes, "in-training", "")
         count = torch.tensor([len(answer.objects) for answer in predictor.infer(images)])
         return float((count == targets.present.sum(1).cpu()).float().mean())
-
-
-class _MetricsLog:
-    """metrics.csv (one row per log step; appends on resume) and TensorBoard scalars."""
-
-    def __init__(self, out: Path, enabled: bool):
-        self.enabled, self.path = enabled, out / "metrics.csv"
-        self.writer = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out / "tb"))
-
-    def write(self, step: int, stage: str, metrics: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as file:
-            writer = csv.writer(file)
-            if new:
-                writer.writerow(["step", "stage", "name", "value"])
-            for name, value in metrics.items():
-                writer.writerow([step, stage, name, f"{value:.6g}"])
-                self.writer.add_scalar(f"{stage}/{name}", value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:

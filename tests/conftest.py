@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from air3d.model.training import TrainConfig, train
+from air3d.model.train_config import TrainConfig
+from air3d.model.training import train
 from air3d.renderer import load_shape_library, load_world
 
 torch.set_num_threads(1)  # tests are tiny; threads only add contention on small CI machines

@@ -10,7 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from air3d.model.training import load_train_config, train
+from air3d.model.train_config import load_train_config
+from air3d.model.training import train
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ import torch
 
 from air3d.data import Dataset
 from air3d.evaluation import compare, evaluate, load_report, to_markdown, write_report
-from air3d.evaluation.report import TARGETS, check_targets, reconstruction_mse
+from air3d.evaluation.report import reconstruction_mse
+from air3d.evaluation.targets import TARGETS, check_targets
 from air3d.renderer import Scene, SceneObject, SceneRenderer, ShapeLibrary, World
 
 SCENES = [

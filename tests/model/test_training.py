@@ -12,7 +12,8 @@ import torch
 
 from air3d.cli import main
 from air3d.model import Predictor, load_checkpoint, save_checkpoint
-from air3d.model.training import load_train_config, train
+from air3d.model.train_config import load_train_config
+from air3d.model.training import train
 from tests.conftest import tiny_train_config
 
 
@@ -131,7 +132,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
 
 def test_pool_cache_returns_the_same_pool(tmp_path, world, shapes):
-    from air3d.model.training import ScenePool
+    from air3d.model.scene_pool import ScenePool
     from air3d.renderer import SceneRenderer
 
     renderer = SceneRenderer(world, shapes)

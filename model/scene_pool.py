@@ -1,0 +1,71 @@
+"""The sleep stage's data: prior samples rendered once (crisp), cached on disk, sliced by step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.prior import sample_scenes
+
+
+@dataclass
+class ScenePool:
+    """Prior samples rendered once: images (n, 3, S, S) uint8 and their latents."""
+
+    images: torch.Tensor
+    latents: SceneBatch
+
+    @classmethod
+    def cached(
+        cls,
+        n: int,
+        seed: int,
+        world: World,
+        shapes: ShapeLibrary,
+        renderer: SceneRenderer,
+        cache_dir: str | None,
+    ) -> ScenePool:
+        """Like sample(), but kept in cache_dir keyed by everything that shapes the pool, so
+        that resumed and repeated runs skip the rendering (minutes for 60k scenes on CPU)."""
+        if cache_dir is None:
+            return cls.sample(n, seed, world, shapes, renderer)
+        key = json.dumps([n, seed, world.to_dict(), shapes.to_dict()], sort_keys=True)
+        path = Path(cache_dir) / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        if path.exists():
+            data = torch.load(path, weights_only=True)
+            return cls(data["images"], SceneBatch(*data["latents"]))
+        pool = cls.sample(n, seed, world, shapes, renderer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"images": pool.images, "latents": list(batch_tensors(pool.latents))}, tmp)
+        os.replace(tmp, path)
+        return pool
+
+    @classmethod
+    def sample(
+        cls, n: int, seed: int, world: World, shapes: ShapeLibrary, renderer: SceneRenderer
+    ) -> ScenePool:
+        scenes = sample_scenes(world, shapes, n, seed)
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, n, 256):
+                rendered = renderer.render_scenes(scenes[start : start + 256], "crisp")
+                chunks.append((rendered * 255).round().to(torch.uint8).cpu())
+        images = torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
+        return cls(images, SceneBatch.from_scenes(scenes, shapes, world.max_objects))
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, SceneBatch]:
+        images = self.images[index].to(device, torch.float32) / 255.0
+        latents = SceneBatch(*(t[index] for t in batch_tensors(self.latents)))
+        return images, latents.to(device)
+
+
+def batch_tensors(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
+    """A SceneBatch's fields in constructor order (for slicing and saving)."""
+    return (batch.shape, batch.present, batch.xz, batch.yaw)

@@ -1,0 +1,73 @@
+"""log p(z): the density of the world's prior over scenes, for scoring scenes (the
+analysis-by-synthesis baseline; test-time refinement), beside prior.py's sampling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from air3d.renderer.prior import shape_probabilities
+from air3d.renderer.scene import SceneBatch
+from air3d.renderer.shapes import ShapeLibrary
+from air3d.renderer.world import World
+
+
+class PriorDensity:
+    """log p(z) of the scene config's prior: count, then per object a shape, a position
+    uniform over the workspace and a yaw uniform over the circle.
+
+    Searching beyond the prior's counts (max_count > max_objects, for scenes with more
+    objects than the prior allows) replaces the count prior by a uniform one over
+    0..max_count: the prior's own gives such scenes probability zero.
+    """
+
+    def __init__(self, world: World, shapes: ShapeLibrary, max_count: int | None = None):
+        ws, prior = world.workspace, world.prior
+        self.low = torch.tensor([ws.x[0], ws.z[0]])
+        self.high = torch.tensor([ws.x[1], ws.z[1]])
+        count_probs = list(prior.count_probs)
+        if max_count is not None and max_count >= len(count_probs):
+            count_probs = [1.0 / (max_count + 1)] * (max_count + 1)
+        self.log_count = [math.log(p) if p > 0 else -math.inf for p in count_probs]
+        self.min_separation = prior.min_separation
+        shape_p = shape_probabilities(world, shapes)
+        self.shape_p = np.asarray(shape_p, dtype=np.float64)
+        self.log_shape = torch.tensor(shape_p, dtype=torch.float32).log()
+        # Density of one object's position and yaw (uniform), per object.
+        self.log_place = -math.log(ws.width * (ws.z[1] - ws.z[0])) - math.log(2 * math.pi)
+
+    def log_prob(self, batch: SceneBatch) -> torch.Tensor:
+        """(B,) log p(z) of scenes whose slots all hold objects (one count per batch);
+        -inf where two objects are closer than the minimum separation."""
+        count = batch.present.shape[1]
+        log_count = self.log_count[count] if count < len(self.log_count) else -math.inf
+        log_shape = self.log_shape.to(batch.shape.device)[batch.shape]  # (B, N)
+        log_p = log_count + (log_shape + self.log_place).sum(1)
+        return log_p.masked_fill(self.too_close(batch.xz), -math.inf)
+
+    def too_close(self, xz: torch.Tensor) -> torch.Tensor:
+        """(B,) whether any two of the (B, N, 2) positions are under min_separation apart."""
+        N = xz.shape[1]
+        if N < 2:
+            return torch.zeros(xz.shape[0], dtype=torch.bool, device=xz.device)
+        distance = torch.cdist(xz, xz)  # (B, N, N)
+        distance = distance + torch.eye(N, device=xz.device) * self.min_separation
+        return (distance < self.min_separation).flatten(1).any(1)
+
+    def sample_objects(self, n: int, rng: np.random.Generator, device: torch.device) -> SceneBatch:
+        """n single-object scenes drawn from the prior."""
+        xz = rng.uniform(self.low.numpy(), self.high.numpy(), size=(n, 2))
+        shape = rng.choice(len(self.shape_p), size=n, p=self.shape_p)
+        yaw = rng.uniform(0.0, 2 * math.pi, size=n)
+        return SceneBatch(
+            torch.as_tensor(shape, device=device)[:, None],
+            torch.ones(n, 1, dtype=torch.bool, device=device),
+            torch.as_tensor(xz, dtype=torch.float32, device=device)[:, None],
+            torch.as_tensor(yaw, dtype=torch.float32, device=device)[:, None],
+        )
+
+    def clamp_to_workspace(self, xz: torch.Tensor) -> None:
+        """Projects positions (..., 2) back into the workspace, in place."""
+        xz.copy_(torch.maximum(torch.minimum(xz, self.high.to(xz)), self.low.to(xz)))

@@ -26,6 +26,7 @@ from air3d.evaluation import (
     to_markdown,
     write_report,
 )
+from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.model import Predictor
 from air3d.renderer import ShapeLibrary, World, load_shape_library
 
@@ -59,6 +60,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         type=int,
         help="let the model (or --abs) find up to this many objects (generalisation sets)",
     )
+    parser.add_argument(
+        "--ap-thresholds",
+        type=float,
+        nargs="+",
+        default=list(CLEVR_THRESHOLDS),
+        metavar="D",
+        help="3D distances (world units) of the average-precision table (default: CLEVR's)",
+    )
     parser.add_argument("--labels", nargs="+", help="column names for --compare")
     parser.add_argument("--abs-steps", type=int, help="Adam steps per object count (--abs)")
     parser.add_argument("--abs-restarts", type=int, help="restarts per object count (--abs)")
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("limit", "timing_calls") else 1):
             raise ValueError(f"--{name.replace('_', '-')} must not be {value}")
+    if not all(d > 0 for d in args.ap_thresholds):
+        raise ValueError(f"--ap-thresholds must be > 0 (inf allowed), got {args.ap_thresholds}")
     device = _device(args.device)
     if args.abs:
         world, shapes = _data_world(args.data), load_shape_library()
@@ -87,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
     info = {"data": str(args.data), "command": _command_line(args)}
     report = evaluate(
-        predictor, dataset, batch_size, timing_calls, info, progress=not args.no_progress
+        predictor,
+        dataset,
+        batch_size,
+        timing_calls,
+        info,
+        progress=not args.no_progress,
+        ap_thresholds=args.ap_thresholds,
     )
     prefix = args.out or Path(f"eval-{predictor.name}")
     json_path, md_path = write_report(report, prefix)

@@ -41,6 +41,8 @@ def test_evaluate_a_checkpoint_writes_json_and_markdown(
     assert [t["label"] for t in report["targets"]][0] == "count accuracy"
     assert markdown.startswith("# Evaluation: air3d-")
     assert "## Targets (issue 3)" in markdown and "## Shape confusion" in markdown
+    assert list(report["ap"]["values"]) == ["inf", "1", "0.5", "0.25", "0.125", "0.0625"]
+    assert "| AP inf | AP 1 |" in markdown
 
 
 def test_evaluate_compare_tabulates_reports(tmp_path: Path, capsys) -> None:

@@ -20,9 +20,8 @@ pytest.importorskip("bpy", reason="the optional extra: pip install air3d[blender
 
 from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # noqa: E402
 
-IOU_BOUND = (
-    0.85  # measured 0.95; Cycles' silhouette (anti-aliased, alpha > 1/2) against our crisp one
-)
+# Cycles' silhouette (anti-aliased, alpha > 1/2) against our crisp one: measured 0.95
+IOU_BOUND = 0.85
 SCENE = Scene((SceneObject("cube", (0.4, 0.3, 0.3), 30.0),))
 
 

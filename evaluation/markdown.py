@@ -102,8 +102,9 @@ def ap_markdown(ap: dict[str, Any]) -> str:
     row = ["—" if v is None else f"{100 * v:.1f}" for v in values.values()]
     table = _table([f"AP {key}" for key in values], [row])
     return (
-        f"{table}\n\nA prediction counts when {', '.join(ap['attributes'])} match a true "
-        "object whose 3D centre is nearer than the threshold (world units); predictions are "
+        f"{table}\n\nA prediction counts when its attributes ({', '.join(ap['attributes'])}) "
+        "all match a true object whose 3D centre is nearer than the threshold (world units), "
+        "one prediction per true object; predictions are "
         "ranked by confidence over the whole data set (Locatello et al. 2020, CLEVR protocol)."
     )
 

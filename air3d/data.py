@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 from tqdm import tqdm
 
-from air3d.clevr_format import clevr_document, scene_to_clevr, write_clevr
+from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
 from air3d.images import read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.prior import sample_scenes
@@ -127,7 +127,26 @@ def load_dataset(
     most = max([len(r["objects"]) for r in records] + [world.max_objects])
     permissive = with_max_objects(world, most)
     scenes = [Scene.from_json(r, permissive, shapes) for r in records]
-    paths = [directory / r["image"] for r in records]
+    return _with_images(scenes, [directory / r["image"] for r in records], world)
+
+
+def load_clevr_dataset(
+    scenes_json: str | Path,
+    image_root: str | Path,
+    world: World,
+    shapes: ShapeLibrary,
+    limit: int | None = None,
+) -> Dataset:
+    """Reads images and their ground truth from a CLEVR scenes JSON (clevr_format.py), each
+    `image_filename` relative to `image_root` (CLEVR's own files: its images/SPLIT folder;
+    ours: the data set directory)."""
+    items = read_clevr(scenes_json, world, shapes)
+    items = items[:limit] if limit is not None else items
+    paths = [Path(image_root) / name for name, _ in items]
+    return _with_images([scene for _, scene in items], paths, world)
+
+
+def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Dataset:
     if not paths:
         images = torch.zeros(0, 3, world.image_size, world.image_size)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from air3d.data import META_FILE, load_dataset
+from air3d.data import META_FILE, load_clevr_dataset, load_dataset
 from air3d.evaluation import (
     AbsConfig,
     AbsPredictor,
@@ -48,6 +48,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--compare", type=Path, nargs="+", metavar="REPORT", help="report JSONs to tabulate"
     )
     parser.add_argument("--data", type=Path, help="data set directory (from make-data)")
+    parser.add_argument(
+        "--scenes",
+        type=Path,
+        help="ground truth as a CLEVR scenes JSON instead of DATA/scenes.jsonl; its "
+        "image_filename entries are relative to --data",
+    )
     parser.add_argument("--out", type=Path, help="writes OUT.json and OUT.md")
     parser.add_argument("--limit", type=int, help="only the first N images of the data set")
     parser.add_argument("--batch-size", type=int, default=64, help="images per inference call")
@@ -95,7 +101,12 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
-    dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
+    if args.scenes is not None:
+        dataset = load_clevr_dataset(
+            args.scenes, args.data, predictor.world, predictor.shapes, args.limit
+        )
+    else:
+        dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
     info = {"data": str(args.data), "command": _command_line(args)}
     report = evaluate(
         predictor,
@@ -189,6 +200,8 @@ def _command_line(args: argparse.Namespace) -> str:
     words = ["air3d", "evaluate"]
     words += ["--abs"] if args.abs else ["--checkpoint", str(args.checkpoint)]
     words += ["--data", str(args.data)]
+    if args.scenes is not None:
+        words += ["--scenes", str(args.scenes)]
     for flag in ("limit", "batch_size", "device", "max_objects", "abs_steps", "abs_restarts"):
         value = getattr(args, flag)
         if value is not None and not (args.abs and flag == "batch_size"):

@@ -1,27 +1,58 @@
-"""Synthetic data sets: scenes drawn from the prior, rendered crisp, with ground truth.
+"""Synthetic data sets: scenes drawn from the prior, rendered, with ground truth.
 
 Layout of a data set directory:
     images/000000.png ...      the rendered scenes
     scenes.jsonl               one line per image: {"image": "images/000000.png", "objects": [...]}
-    meta.json                  how it was made: n, seed, count override, world, shape names
+    clevr_scenes.json          the same scenes in CLEVR's format (air3d/clevr_format.py), with
+                               image_filename relative to the directory
+    meta.json                  how it was made: n, seed, count override, renderer, world, shapes
+
+Images come from our PyTorch3D renderer (crisp mode) unless another `ImageSource` is given,
+e.g. Blender's Cycles (renderer/blender.py): the same scenes drawn by a renderer we did not
+write.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
 
+from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
 from air3d.images import read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.prior import sample_scenes
+from air3d.renderer.world import with_max_objects
 
 SCENES_FILE = "scenes.jsonl"
 META_FILE = "meta.json"
+CLEVR_FILE = "clevr_scenes.json"
+
+
+class ImageSource(Protocol):
+    """Draws scenes: a list of Scenes to images (B, 3, S, S) in [0, 1]."""
+
+    name: str  # recorded in meta.json ("pytorch3d", "blender")
+
+    def render(self, scenes: list[Scene]) -> torch.Tensor: ...
+
+
+class CrispRenderer:
+    """Our PyTorch3D renderer in crisp mode: the default ImageSource."""
+
+    name = "pytorch3d"
+
+    def __init__(self, world: World, shapes: ShapeLibrary, device: str = "cpu"):
+        self.renderer = SceneRenderer(world, shapes, device)
+
+    def render(self, scenes: list[Scene]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.renderer.render_scenes(scenes, "crisp").cpu()
 
 
 def make_dataset(
@@ -34,28 +65,32 @@ def make_dataset(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    source: ImageSource | None = None,
 ) -> None:
-    """Writes n scenes sampled with `seed` (same seed, same files) to `out`."""
+    """Writes n scenes sampled with `seed` (same seed, same scenes) to `out`, drawn by
+    `source` (default: our renderer, crisp)."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     scenes = sample_scenes(world, shapes, n, seed, count)
-    renderer = SceneRenderer(world, shapes, device)
-    lines = []
+    source = source or CrispRenderer(world, shapes, device)
+    lines, clevr = [], []
     with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             chunk = scenes[start : start + batch_size]
-            with torch.no_grad():
-                images = renderer.render_scenes(chunk, "crisp")
+            images = source.render(chunk)
             for offset, (scene, image) in enumerate(zip(chunk, images, strict=True)):
                 name = f"images/{start + offset:06d}.png"
                 to_pil(image).save(out / name)
                 lines.append(json.dumps({"image": name, **scene.to_json()}))
+                clevr.append(scene_to_clevr(scene, name, start + offset, world))
             bar.update(len(chunk))
     _write_atomic(out / SCENES_FILE, "\n".join(lines) + ("\n" if lines else ""))
+    write_clevr(out / CLEVR_FILE, clevr_document(clevr, renderer=source.name, seed=seed))
     meta = {
         "n": n,
         "seed": seed,
         "count": count,
+        "renderer": source.name,
         "world": world.to_dict(),
         "shapes": list(shapes.names),
     }
@@ -90,16 +125,30 @@ def load_dataset(
     records = [json.loads(line) for line in scenes_path.read_text().splitlines() if line.strip()]
     records = records[:limit] if limit is not None else records
     most = max([len(r["objects"]) for r in records] + [world.max_objects])
-    permissive = _with_max_objects(world, most)
+    permissive = with_max_objects(world, most)
     scenes = [Scene.from_json(r, permissive, shapes) for r in records]
-    paths = [directory / r["image"] for r in records]
+    return _with_images(scenes, [directory / r["image"] for r in records], world)
+
+
+def load_clevr_dataset(
+    scenes_json: str | Path,
+    image_root: str | Path,
+    world: World,
+    shapes: ShapeLibrary,
+    limit: int | None = None,
+) -> Dataset:
+    """Reads images and their ground truth from a CLEVR scenes JSON (clevr_format.py), each
+    `image_filename` relative to `image_root` (CLEVR's own files: its images/SPLIT folder;
+    ours: the data set directory)."""
+    items = read_clevr(scenes_json, world, shapes)
+    items = items[:limit] if limit is not None else items
+    paths = [Path(image_root) / name for name, _ in items]
+    return _with_images([scene for _, scene in items], paths, world)
+
+
+def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Dataset:
     if not paths:
         images = torch.zeros(0, 3, world.image_size, world.image_size)
     else:
         images = torch.stack([read_image(p, world.image_size) for p in paths])
     return Dataset(images, scenes, paths)
-
-
-def _with_max_objects(world: World, max_objects: int) -> World:
-    probs = tuple(world.prior.count_probs) + (0.0,) * (max_objects - world.max_objects)
-    return replace(world, max_objects=max_objects, prior=replace(world.prior, count_probs=probs))

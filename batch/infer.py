@@ -22,7 +22,10 @@ from tqdm import tqdm
 
 from air3d.batch.jsonl import JsonlWriter, read_jsonl, write_jsonl_atomic
 from air3d.batch.sharding import Shard, barrier, existing_shards, shard_path
+from air3d.clevr_format import clevr_document, scene_to_clevr, write_clevr
 from air3d.images import ImageError, read_image
+from air3d.renderer import Scene
+from air3d.renderer.world import with_max_objects
 
 if TYPE_CHECKING:
     from air3d.model import Predictor
@@ -192,3 +195,25 @@ def merge_shards(out: str | Path) -> int:
     for path in shards:
         path.unlink()
     return len(shards)
+
+
+def write_clevr_scenes(lines: str | Path, out: str | Path, predictor: Predictor) -> int:
+    """Writes the inferences of the JSONL file `lines` as a CLEVR scenes JSON (see
+    air3d/clevr_format.py) to `out`, atomically: one scene per inferred image, sorted by
+    source, `image_filename` the source as given, each object with its `presence` too.
+    Error lines are left out (the JSONL keeps them). Returns the number of scenes."""
+    records = {}
+    for line in read_jsonl(lines):
+        value = line.value
+        if isinstance(value, dict) and "objects" in value and isinstance(value.get("source"), str):
+            records.setdefault(value["source"], value)
+    scenes = []
+    for index, source in enumerate(sorted(records)):
+        record = records[source]
+        world = with_max_objects(predictor.world, len(record["objects"]))  # --max-objects
+        scene = Scene.from_json(record, world, predictor.shapes)
+        presence = [{"presence": obj["presence"]} for obj in record["objects"]]
+        scenes.append(scene_to_clevr(scene, source, index, predictor.world, "inferred", presence))
+    model = {"name": predictor.name, "checkpoint_hash": predictor.checkpoint_hash}
+    write_clevr(out, clevr_document(scenes, model=model, inferences=str(lines)))
+    return len(scenes)

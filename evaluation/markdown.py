@@ -96,6 +96,19 @@ def confusion_table(confusion: dict[str, dict[str, int]]) -> str:
     return _table(["true \\ predicted", *labels], rows)
 
 
+def ap_markdown(ap: dict[str, Any]) -> str:
+    """The report's `ap` section as a one-row table, AP in % as the published CLEVR table."""
+    values = ap["values"]
+    row = ["—" if v is None else f"{100 * v:.1f}" for v in values.values()]
+    table = _table([f"AP {key}" for key in values], [row])
+    return (
+        f"{table}\n\nA prediction counts when its attributes ({', '.join(ap['attributes'])}) "
+        "all match a true object whose 3D centre is nearer than the threshold (world units), "
+        "one prediction per true object; predictions are "
+        "ranked by confidence over the whole data set (Locatello et al. 2020, CLEVR protocol)."
+    )
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     """The human-readable report: targets first, then the details behind them."""
     m, timing = report["metrics"], report["timing"]
@@ -127,6 +140,11 @@ def to_markdown(report: dict[str, Any]) -> str:
         _table(["metric", "value"], detail_rows),
         "## By true object count",
         by_count_table(m),
+        *(
+            ["## Set-prediction average precision", ap_markdown(report["ap"])]
+            if "ap" in report
+            else []
+        ),
         "## Shape confusion",
         f"Matched pairs, rows true, columns predicted; `{NONE_LABEL}` counts unmatched "
         "objects (a missed true object in the column, a spurious prediction in the row).",

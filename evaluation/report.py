@@ -24,11 +24,24 @@ from tqdm import tqdm
 from air3d.data import Dataset
 from air3d.evaluation.markdown import to_markdown
 from air3d.evaluation.metrics import compute_metrics
+from air3d.evaluation.set_prediction import (
+    CLEVR_THRESHOLDS,
+    PredictedObject,
+    TrueObject,
+    ap_table,
+)
 from air3d.evaluation.targets import check_targets
 from air3d.renderer import Scene, SceneBatch, SceneRenderer, ShapeLibrary, World
 
+# The attributes today's scene contract carries, so the ones set-prediction AP compares.
+SCENE_ATTRIBUTES: tuple[str, ...] = ("shape",)
+
 
 class InferenceLike(Protocol):
+    """An answer for one image. Where it also has `objects` with a `presence` each (the
+    model's Inference), those rank its objects for average precision; otherwise every object
+    has confidence 1."""
+
     def scene(self) -> Scene: ...
 
 
@@ -50,6 +63,7 @@ def evaluate(
     timing_calls: int = 50,
     info: dict[str, Any] | None = None,
     progress: bool = False,
+    ap_thresholds: Sequence[float] = CLEVR_THRESHOLDS,
 ) -> dict[str, Any]:
     """Runs `predictor` over `dataset` and returns the report as plain data.
 
@@ -59,13 +73,14 @@ def evaluate(
       batch-1 time per image; 0 skips them (then batch-1 time is only known when
       batch_size is 1). torch's thread count is left as it is, and recorded.
     info: extra entries for the report's header (data directory, command line, ...).
+    ap_thresholds: 3D centre distances (world units) of the set-prediction AP table.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _check_images(dataset.images, predictor.world.image_size)
     n = len(dataset.scenes)
     _warm_up(predictor, dataset.images)
-    predicted, seconds = _infer_all(predictor, dataset.images, batch_size, progress)
+    predicted, confidences, seconds = _infer_all(predictor, dataset.images, batch_size, progress)
     world, shapes = predictor.world, predictor.shapes
     timing = _timing(predictor, dataset.images, batch_size, seconds, timing_calls)
     report = {
@@ -82,6 +97,7 @@ def evaluate(
         "reconstruction_mse": reconstruction_mse(
             dataset.images, predicted, world, shapes, batch_size=max(batch_size, 16)
         ),
+        "ap": set_prediction_ap(dataset.scenes, predicted, confidences, ap_thresholds),
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],
     }
@@ -107,9 +123,11 @@ def _warm_up(predictor: PredictorLike, images: torch.Tensor) -> None:
 
 def _infer_all(
     predictor: PredictorLike, images: torch.Tensor, batch_size: int, progress: bool
-) -> tuple[list[Scene], list[float]]:
-    """Scenes for every image, and the seconds each `infer` call took (one per batch)."""
+) -> tuple[list[Scene], list[list[float]], list[float]]:
+    """Scenes for every image, each scene's object confidences, and the seconds each `infer`
+    call took (one per batch)."""
     scenes: list[Scene] = []
+    confidences: list[list[float]] = []
     seconds: list[float] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
@@ -119,9 +137,41 @@ def _infer_all(
             seconds.append(time.perf_counter() - began)
             if len(results) != len(chunk):
                 raise ValueError(f"predictor returned {len(results)} results for {len(chunk)}")
-            scenes += [result.scene() for result in results]
+            for result in results:
+                scenes.append(result.scene())
+                confidences.append(_confidences(result, scenes[-1]))
             bar.update(len(chunk))
-    return scenes, seconds
+    return scenes, confidences, seconds
+
+
+def _confidences(result: InferenceLike, scene: Scene) -> list[float]:
+    objects = getattr(result, "objects", None)
+    if objects is not None and len(objects) == len(scene.objects):
+        return [float(getattr(obj, "presence", 1.0)) for obj in objects]
+    return [1.0] * len(scene.objects)
+
+
+def set_prediction_ap(
+    true: Sequence[Scene],
+    predicted: Sequence[Scene],
+    confidences: Sequence[Sequence[float]],
+    thresholds: Sequence[float] = CLEVR_THRESHOLDS,
+) -> dict[str, Any]:
+    """The report's `ap` section: AP (fraction) at each 3D distance threshold, keyed "inf",
+    "1", "0.5", ... (evaluation/set_prediction.py)."""
+    truths = [[TrueObject({"shape": o.shape}, o.position) for o in scene.objects] for scene in true]
+    predictions = [
+        [
+            PredictedObject({"shape": o.shape}, o.position, c)
+            for o, c in zip(scene.objects, scores, strict=True)
+        ]
+        for scene, scores in zip(predicted, confidences, strict=True)
+    ]
+    return {
+        "attributes": list(SCENE_ATTRIBUTES),
+        "distance": "3D centre distance, world units; a match must be strictly nearer",
+        "values": ap_table(truths, predictions, SCENE_ATTRIBUTES, thresholds),
+    }
 
 
 def _timing(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +146,12 @@ def load_world(path: str | Path | None = None) -> World:
     path = Path(path) if path is not None else DEFAULT_WORLD_PATH
     with open(path) as file:
         return World.from_dict(yaml.safe_load(file))
+
+
+def with_max_objects(world: World, max_objects: int) -> World:
+    """The world with room for at least max_objects (extra counts get prior probability 0):
+    for reading data sets, e.g. generalisation sets, that hold more objects than the prior."""
+    if max_objects <= world.max_objects:
+        return world
+    probs = tuple(world.prior.count_probs) + (0.0,) * (max_objects - world.max_objects)
+    return replace(world, max_objects=max_objects, prior=replace(world.prior, count_probs=probs))

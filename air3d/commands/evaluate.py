@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from air3d.data import META_FILE, load_dataset
+from air3d.data import META_FILE, load_clevr_dataset, load_dataset
 from air3d.evaluation import (
     AbsConfig,
     AbsPredictor,
@@ -26,6 +26,7 @@ from air3d.evaluation import (
     to_markdown,
     write_report,
 )
+from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.model import Predictor
 from air3d.renderer import ShapeLibrary, World, load_shape_library
 
@@ -47,6 +48,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--compare", type=Path, nargs="+", metavar="REPORT", help="report JSONs to tabulate"
     )
     parser.add_argument("--data", type=Path, help="data set directory (from make-data)")
+    parser.add_argument(
+        "--scenes",
+        type=Path,
+        help="ground truth as a CLEVR scenes JSON instead of DATA/scenes.jsonl; its "
+        "image_filename entries are relative to --data",
+    )
     parser.add_argument("--out", type=Path, help="writes OUT.json and OUT.md")
     parser.add_argument("--limit", type=int, help="only the first N images of the data set")
     parser.add_argument("--batch-size", type=int, default=64, help="images per inference call")
@@ -58,6 +65,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--max-objects",
         type=int,
         help="let the model (or --abs) find up to this many objects (generalisation sets)",
+    )
+    parser.add_argument(
+        "--ap-thresholds",
+        type=float,
+        nargs="+",
+        default=list(CLEVR_THRESHOLDS),
+        metavar="D",
+        help="3D distances (world units) of the average-precision table (default: CLEVR's)",
     )
     parser.add_argument("--labels", nargs="+", help="column names for --compare")
     parser.add_argument("--abs-steps", type=int, help="Adam steps per object count (--abs)")
@@ -75,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("limit", "timing_calls") else 1):
             raise ValueError(f"--{name.replace('_', '-')} must not be {value}")
+    if not all(d > 0 for d in args.ap_thresholds):
+        raise ValueError(f"--ap-thresholds must be > 0 (inf allowed), got {args.ap_thresholds}")
     device = _device(args.device)
     if args.abs:
         world, shapes = _data_world(args.data), load_shape_library()
@@ -84,10 +101,21 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
-    dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
+    if args.scenes is not None:
+        dataset = load_clevr_dataset(
+            args.scenes, args.data, predictor.world, predictor.shapes, args.limit
+        )
+    else:
+        dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
     info = {"data": str(args.data), "command": _command_line(args)}
     report = evaluate(
-        predictor, dataset, batch_size, timing_calls, info, progress=not args.no_progress
+        predictor,
+        dataset,
+        batch_size,
+        timing_calls,
+        info,
+        progress=not args.no_progress,
+        ap_thresholds=args.ap_thresholds,
     )
     prefix = args.out or Path(f"eval-{predictor.name}")
     json_path, md_path = write_report(report, prefix)
@@ -172,6 +200,8 @@ def _command_line(args: argparse.Namespace) -> str:
     words = ["air3d", "evaluate"]
     words += ["--abs"] if args.abs else ["--checkpoint", str(args.checkpoint)]
     words += ["--data", str(args.data)]
+    if args.scenes is not None:
+        words += ["--scenes", str(args.scenes)]
     for flag in ("limit", "batch_size", "device", "max_objects", "abs_steps", "abs_restarts"):
         value = getattr(args, flag)
         if value is not None and not (args.abs and flag == "batch_size"):

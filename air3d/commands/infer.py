@@ -1,5 +1,8 @@
 """`air3d infer PATH... --out inferences.jsonl`: one JSON line per image, resumable.
 
+`--format clevr` writes OUT as a CLEVR scenes JSON instead (air3d/clevr_format.py); the
+resumable JSON lines then live beside it, in OUT.lines.jsonl.
+
 Under torchrun (`torchrun --nproc_per_node N -m air3d.cli infer ...`) each rank writes the
 shard OUT.rank{r}-of-{N} and rank 0 merges them into OUT at the end; `--merge` folds in
 shards left by a run that stopped early.
@@ -12,7 +15,7 @@ import sys
 from pathlib import Path
 
 from air3d.batch import current_shard, find_images, merge_shards, process_group, run_inference
-from air3d.batch.infer import DEFAULT_BATCH_SIZE
+from air3d.batch.infer import DEFAULT_BATCH_SIZE, write_clevr_scenes
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
 
 
@@ -24,6 +27,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         "paths", nargs="*", type=Path, help="images, or folders searched for .png/.jpg/.jpeg"
     )
     parser.add_argument("--out", type=Path, required=True, help="JSONL file to append to")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "clevr"),
+        default="jsonl",
+        help="jsonl: one line per image (default); clevr: a CLEVR scenes JSON at OUT, "
+        "the lines in OUT.lines.jsonl",
+    )
     parser.add_argument(
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model (default: shipped)"
     )
@@ -39,11 +49,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    lines = (
+        args.out.with_name(args.out.name + ".lines.jsonl") if args.format == "clevr" else args.out
+    )
     if args.merge:
         if args.paths:
             raise ValueError("--merge takes no image paths")
-        merged = merge_shards(args.out)
-        print(f"merged {merged} shards into {args.out}")
+        merged = merge_shards(lines)
+        print(f"merged {merged} shards into {lines}")
         return 0
     if not args.paths:
         raise ValueError("give at least one image or folder (or --merge)")
@@ -56,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_inference(
             predictor,
             sources,
-            args.out,
+            lines,
             batch_size=args.batch_size,
             shard=shard,
             progress=not args.no_progress,
@@ -68,5 +81,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if summary.merged_shards:
-        print(f"merged {summary.merged_shards} shards into {args.out}", file=sys.stderr)
+        print(f"merged {summary.merged_shards} shards into {lines}", file=sys.stderr)
+    if args.format == "clevr" and shard.rank == 0:
+        scenes = write_clevr_scenes(lines, args.out, predictor)
+        print(f"wrote {scenes} scenes in CLEVR's format to {args.out}", file=sys.stderr)
     return 0

@@ -1,12 +1,16 @@
-"""`air3d make-data --n N --seed S --out DIR`: scenes from the prior with ground truth."""
+"""`air3d make-data --n N --seed S --out DIR`: scenes from the prior with ground truth.
+
+`--renderer blender` draws the same scenes with Blender's Cycles (renderer/blender.py; needs
+`pip install air3d[blender]`) instead of our PyTorch3D renderer.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from air3d.data import make_dataset
-from air3d.renderer import load_shape_library, load_world
+from air3d.data import ImageSource, make_dataset
+from air3d.renderer import ShapeLibrary, World, load_shape_library, load_world
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -20,6 +24,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    parser.add_argument(
+        "--renderer",
+        choices=("pytorch3d", "blender"),
+        default="pytorch3d",
+        help="pytorch3d: ours, crisp (default); blender: Cycles path tracing (air3d[blender])",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=64, help="Cycles samples per pixel (--renderer blender)"
+    )
     return parser
 
 
@@ -28,15 +41,28 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be >= 0, got {args.n}")
     if args.count is not None and args.count < 0:
         raise ValueError(f"--count must be >= 0, got {args.count}")
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    world, shapes = load_world(args.world), load_shape_library()
     make_dataset(
         args.out,
         args.n,
         args.seed,
-        load_world(args.world),
-        load_shape_library(),
+        world,
+        shapes,
         count=args.count,
         batch_size=args.batch_size,
         device=args.device,
+        source=_source(args, world, shapes),
     )
     print(f"wrote {args.n} scenes to {args.out}")
     return 0
+
+
+def _source(args: argparse.Namespace, world: World, shapes: ShapeLibrary) -> ImageSource | None:
+    """The renderer that draws the images; None: make_dataset's default (ours)."""
+    if args.renderer == "pytorch3d":
+        return None
+    from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # bpy only when asked
+
+    return BlenderRenderer(world, shapes, BlenderConfig(samples=args.samples))

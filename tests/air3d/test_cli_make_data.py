@@ -26,6 +26,7 @@ def test_make_data_same_seed_same_files(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(files) == {
         "meta.json",
         "scenes.jsonl",
+        "clevr_scenes.json",
         *(f"images/{i:06d}.png" for i in range(4)),
     }
     assert files == _files(b)
@@ -33,6 +34,10 @@ def test_make_data_same_seed_same_files(tmp_path: Path, capsys: pytest.CaptureFi
     lines = [json.loads(line) for line in files["scenes.jsonl"].decode().splitlines()]
     assert [line["image"] for line in lines] == [f"images/{i:06d}.png" for i in range(4)]
     assert all(set(line) == {"image", "objects"} for line in lines)
+    clevr = json.loads(files["clevr_scenes.json"])
+    assert [s["image_filename"] for s in clevr["scenes"]] == [line["image"] for line in lines]
+    assert [len(s["objects"]) for s in clevr["scenes"]] == [len(ln["objects"]) for ln in lines]
+    assert json.loads(files["meta.json"])["renderer"] == "pytorch3d"
 
 
 def test_make_data_count_override(tmp_path: Path) -> None:

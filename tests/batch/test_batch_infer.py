@@ -194,3 +194,27 @@ def test_no_paths_and_no_images_are_clear_errors(tmp_path, tiny_checkpoint, caps
     assert cli("infer", tmp_path / "empty", "--out", tmp_path / "o.jsonl") == 2
     assert "no .png/.jpg/.jpeg images in" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_format_clevr_writes_a_clevr_scenes_file(workdir, tiny_checkpoint, world, shapes):
+    (workdir / "images" / "broken.png").write_bytes(b"not an image")
+    assert cli("infer", "images", "--out", "pred.json", "--format", "clevr", "--checkpoint",
+               tiny_checkpoint, "--device", "cpu", "--no-progress") == 0  # fmt: skip
+    lines = read_lines(workdir / "pred.json.lines.jsonl")
+    assert len(lines) == 7 and sum("error" in line for line in lines) == 1
+    document = json.loads((workdir / "pred.json").read_text())
+    scenes = document["scenes"]
+    assert [s["image_filename"] for s in scenes] == SOURCES  # the unreadable one left out
+    assert document["info"]["model"]["checkpoint_hash"] == lines[0]["model"]["checkpoint_hash"]
+    by_source = {line["source"]: line for line in lines}
+    for scene in scenes:
+        objects = by_source[scene["image_filename"]]["objects"]
+        assert [o["shape"] for o in scene["objects"]] == [o["shape"] for o in objects]
+        for clevr, ours in zip(scene["objects"], objects, strict=True):
+            x, y, z = ours["position"]
+            assert clevr["3d_coords"] == [x, -z, y] and clevr["presence"] == ours["presence"]
+    # and it reads back into the same scenes
+    from air3d.clevr_format import read_clevr
+
+    back = dict(read_clevr(workdir / "pred.json", world, shapes))
+    assert len(back) == 6

@@ -41,6 +41,8 @@ def test_evaluate_a_checkpoint_writes_json_and_markdown(
     assert [t["label"] for t in report["targets"]][0] == "count accuracy"
     assert markdown.startswith("# Evaluation: air3d-")
     assert "## Targets (issue 3)" in markdown and "## Shape confusion" in markdown
+    assert list(report["ap"]["values"]) == ["inf", "1", "0.5", "0.25", "0.125", "0.0625"]
+    assert "| AP inf | AP 1 |" in markdown
 
 
 def test_evaluate_compare_tabulates_reports(tmp_path: Path, capsys) -> None:
@@ -86,3 +88,22 @@ def test_a_data_set_from_another_world_is_refused(
     argv = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(other)]
     assert main(argv) == 2
     assert "rendered in another world than the model's: camera differ" in capsys.readouterr().err
+
+
+def test_evaluate_reads_ground_truth_from_a_clevr_scenes_file(
+    tiny_checkpoint: Path, test_set: Path, tmp_path: Path
+) -> None:
+    # the same images and scenes, once through scenes.jsonl and once through CLEVR's format
+    reports = {}
+    for name, extra in (
+        ("jsonl", []),
+        ("clevr", ["--scenes", str(test_set / "clevr_scenes.json")]),
+    ):
+        argv = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(test_set)]
+        argv += ["--out", str(tmp_path / name), "--timing-calls", "0", "--no-progress", *extra]
+        assert main(argv) == 0
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["clevr"]["images"] == 6 and "--scenes" in reports["clevr"]["command"]
+    for key in ("count_accuracy", "shape_accuracy", "true_objects", "position_error_mean"):
+        assert reports["clevr"]["metrics"][key] == pytest.approx(reports["jsonl"]["metrics"][key])
+    assert reports["clevr"]["ap"] == reports["jsonl"]["ap"]

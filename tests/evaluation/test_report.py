@@ -76,11 +76,76 @@ def test_an_oracle_meets_every_accuracy_target(world, shapes, dataset: Dataset) 
     assert oracle.calls == [1, 2, 1] + [1] * 5
     assert report["timing"]["batch1_calls"] == 5 and report["timing"]["batch_size"] == 2
     assert report["predicted_scenes"][1] == SCENES[1].to_json()
+    assert report["ap"]["attributes"] == ["shape"]
+    assert report["ap"]["values"] == dict.fromkeys(
+        ["inf", "1", "0.5", "0.25", "0.125", "0.0625"], 1.0
+    )
+    markdown = to_markdown(report)
+    assert "## Set-prediction average precision" in markdown
+    assert "| AP inf | AP 1 | AP 0.5 | AP 0.25 | AP 0.125 | AP 0.0625 |" in markdown
+    assert "| 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in markdown
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One predicted object with a presence, as the model's InferredObject has."""
+
+    presence: float
+
+
+@dataclass(frozen=True)
+class ScoredAnswer(Answer):
+    objects: tuple[Scored, ...]
+
+
+def test_average_precision_ranks_by_presence(world, shapes, dataset: Dataset) -> None:
+    # Image 2's answer adds a spurious cube. Ranked below both true objects it costs
+    # nothing (AP 1); ranked above them (presence 0.99) it is the first of hits [F, T, T, T]
+    # against 3 true objects: precision 3/4 at full recall, AP 0.75.
+    extra = SceneObject("cube", (-0.9, 0.3, -0.9), 0.0)
+    answers = [*SCENES[:2], Scene((*SCENES[2].objects, extra))]
+
+    class Scoring(LookupPredictor):
+        def __init__(self, presence_of_extra):
+            super().__init__(world, shapes, dataset.images, answers)
+            self.extra = presence_of_extra
+
+        def infer(self, images):
+            scored = []
+            for answer in super().infer(images):
+                presences = [0.9] * len(answer.scene().objects)
+                if len(presences) == 3:
+                    presences[-1] = self.extra
+                scored.append(ScoredAnswer(answer.scene_, tuple(map(Scored, presences))))
+            return scored
+
+    low = evaluate(Scoring(0.6), dataset, batch_size=3, timing_calls=0)["ap"]["values"]
+    high = evaluate(Scoring(0.99), dataset, batch_size=3, timing_calls=0)
+    assert low["inf"] == pytest.approx(1.0)
+    assert high["ap"]["values"]["inf"] == pytest.approx(0.75)
+    assert "| 75.0 |" in to_markdown(high)
+
+
+def test_average_precision_thresholds_are_a_parameter(world, shapes, dataset) -> None:
+    # every prediction 0.2 off in x: a hit within 0.25, a miss within 0.125
+    moved = [
+        Scene(
+            tuple(
+                SceneObject(o.shape, (o.position[0] + 0.2, *o.position[1:]), o.yaw_deg)
+                for o in scene.objects
+            )
+        )
+        for scene in SCENES
+    ]
+    oracle = LookupPredictor(world, shapes, dataset.images, moved)
+    ap = evaluate(oracle, dataset, 3, 0, ap_thresholds=(0.25, 0.125))["ap"]["values"]
+    assert ap == {"0.25": 1.0, "0.125": 0.0}
 
 
 def test_a_predictor_that_sees_nothing_fails_and_is_reported(world, shapes, dataset) -> None:
     blind = LookupPredictor(world, shapes, dataset.images, [Scene()] * 3)
     report = evaluate(blind, dataset, batch_size=8, timing_calls=0)
+    assert set(report["ap"]["values"].values()) == {0.0}
     m = report["metrics"]
     assert m["count_accuracy"] == pytest.approx(1 / 3)
     assert m["under_counted"] == 2 and m["over_counted"] == 0

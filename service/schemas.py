@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_YAW_DEG = 36_000.0  # |yaw| bound: a float32 radian angle loses nothing below it
+MAX_YAW_DEG = 36_000.0  # |yaw| bound; far beyond it the renderer's float32 angle overflowed (a 500)
 
 # Strict: a JSON `false` is not the number 0, nor "1" a number. The served model's shape
 # names, workspace bounds and max_objects are added to the OpenAPI schema (openapi.py).

@@ -10,6 +10,7 @@ before an inference request's body is read), the body size limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from air3d.service.routes import health, infer, render, shapes
 from air3d.service.routes.errors import install_error_handlers
 from air3d.service.settings import Settings
 from air3d.service.state import ServiceState
+from air3d.service.worker import InferenceProcess, lower_http_priority
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("air3d.service")
@@ -48,9 +50,16 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             settings.checkpoint, settings.resolved_device()
         )
         model.warmup()
+        worker = None
+        if settings.infer_process:  # loads its own copy of settings.checkpoint
+            threads = settings.resolved_torch_threads()
+            worker = await asyncio.to_thread(
+                InferenceProcess, settings.checkpoint, str(model.device), threads
+            )
+            lower_http_priority()
         admission = Admission(settings.max_concurrent)
         batcher = MicroBatcher(
-            model.infer,
+            worker or model.infer,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000.0,
             queue_size=settings.queue_size,
@@ -69,6 +78,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             state.ready = False
             await batcher.stop()
             decoders.shutdown(wait=False, cancel_futures=True)
+            if worker is not None:
+                worker.close()
 
     app = FastAPI(
         title="air3d",

@@ -37,6 +37,9 @@ class Settings:
     # AIR3D_TORCH_THREADS: torch's intra-op threads; 0: one on a small CPU (<= 4 cores),
     # where batching and decoding use the other cores better, else torch's default
     torch_threads: int = 0
+    # AIR3D_INFER_PROCESS: the forward pass in a process of its own (worker.py): under
+    # overload it keeps its speed instead of waiting for the HTTP side's GIL
+    infer_process: bool = True
     access_log: bool = False  # AIR3D_ACCESS_LOG: uvicorn's line per request (costs ~10% req/s)
     api_key: str | None = None  # AIR3D_API_KEY: when set, required in the X-API-Key header
 
@@ -84,7 +87,8 @@ def _flag(raw: str) -> bool:
 
 _TYPES = {"checkpoint": Path, "port": int, "max_upload_bytes": int, "max_pixels": int,
           "max_batch": int, "queue_size": int, "max_concurrent": int, "decode_threads": int,
-          "torch_threads": int, "max_wait_ms": float, "access_log": _flag}  # fmt: skip
+          "torch_threads": int, "max_wait_ms": float, "access_log": _flag,
+          "infer_process": _flag}  # fmt: skip
 
 
 def _parse(name: str, raw: str):

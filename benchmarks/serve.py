@@ -52,6 +52,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--seconds", type=float, default=6.0, help="per row")
     parser.add_argument("--clients", type=int, nargs="*", default=list(LOADS))
+    parser.add_argument(
+        "--client-nice", type=int, default=0,
+        help="niceness of the clients (after the server started): 19 stands in for clients "
+        "on another machine, which do not take the server's cores",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.checkpoint.is_file():
         sys.exit(f"no checkpoint at {args.checkpoint}; pass --checkpoint PATH")
@@ -59,12 +64,14 @@ def main() -> None:
     settings = {k: v for k, v in os.environ.items() if k.startswith("AIR3D_")}
     print(f"device: {args.device} ({platform.machine()}, {os.cpu_count()} cores), "
           f"{args.seconds:g} s per row, settings: {settings or 'defaults'}, "
+          f"client niceness: {args.client_nice}, "
           f"large JPEG: 4000x3000, {len(large) / 1e6:.1f} MB")  # fmt: skip
     print()
     print("| load | clients | 200/s | p50 ms | p99 ms | 503s | 503 p99 ms | mean batch "
           "| small p99 ms | peak RSS MB |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with Server(args.checkpoint, {"AIR3D_DEVICE": args.device}) as server:
+        os.nice(args.client_nice)
         for clients in args.clients:
             row = asyncio.run(run_row(server, [(small, clients)], args.seconds))
             print(row.markdown("small PNG", clients))

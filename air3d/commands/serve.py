@@ -7,6 +7,7 @@ README); the flags below override them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 from pathlib import Path
 
@@ -59,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(settings.resolved_torch_threads())
     # Loaded here, not in the app's lifespan, so that a bad checkpoint is a one-line error.
     predictor = Predictor.from_checkpoint(settings.checkpoint, device)
-    print(
-        f"air3d serve: {predictor.name} on {predictor.device} "
-        f"({torch.get_num_threads()} torch threads), http://{settings.host}:{settings.port}/"
-    )
+    print(f"air3d serve: {predictor.name} on {predictor.device}; once it is ready:")
+    print(next_steps(settings.host, settings.port), flush=True)
     uvicorn.run(
         create_app(settings, predictor), host=settings.host, port=settings.port,
         log_level=args.log_level, access_log=settings.access_log,
@@ -82,3 +81,19 @@ def _check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port}: {error.strerror}; is another server running "
                 "there? pass --port or set AIR3D_PORT"
             ) from None
+
+
+def next_steps(host: str, port: int) -> str:
+    """Where to go once it runs: the page, the API docs, a curl line that works as written."""
+    from air3d.service.app import STATIC
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    example = STATIC / "examples" / "2.png"
+    with contextlib.suppress(ValueError):
+        example = example.relative_to(Path.cwd())
+    return (
+        f"  the page:    {url}/\n"
+        f"  the API:     {url}/docs\n"
+        f"  try:         curl -F image=@{example} {url}/infer"
+    )

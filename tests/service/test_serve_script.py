@@ -45,7 +45,7 @@ def test_installs_runtime_only_once_then_skips_until_pyproject_changes(tmp_path)
     log.unlink()
     second = serve(repo)
     assert "install skipped" in second.stdout
-    assert log.read_text().splitlines() == ["air3d serve "]
+    assert log.read_text().splitlines() == ["air3d serve"]
 
     with (repo / "pyproject.toml").open("a") as f:
         f.write("\n# changed\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import socket
+import tempfile
 from pathlib import Path
 
 from air3d.model import DEFAULT_CHECKPOINT
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             "use --device cpu (or auto, which picks the GPU when there is one)"
         )
     _check_port_free(settings.host, settings.port)
+    _check_temp_dir()
     torch.set_num_threads(settings.resolved_torch_threads())
     # Loaded here, not in the app's lifespan, so that a bad checkpoint is a one-line error.
     predictor = Predictor.from_checkpoint(settings.checkpoint, device)
@@ -81,6 +83,18 @@ def _check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port}: {error.strerror}; is another server running "
                 "there? pass --port or set AIR3D_PORT"
             ) from None
+
+
+def _check_temp_dir() -> None:
+    """Uploads over 1 MB are spooled to a temporary file; without a writable temporary
+    directory (a read-only container) they would fail with a misleading 400 later."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise ValueError(
+            "no writable temporary directory (a read-only filesystem?): uploads over 1 MB are "
+            "spooled to one; give it one, e.g. docker run --read-only --tmpfs /tmp, or set TMPDIR"
+        ) from None
 
 
 def next_steps(host: str, port: int) -> str:

@@ -72,3 +72,14 @@ def test_busy_port_is_one_line_before_the_model_loads(tiny_checkpoint):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr
     assert "air3d serve:" not in result.stdout
+
+
+def test_no_writable_temp_dir_is_a_clear_error(monkeypatch):
+    from air3d.commands import serve as command
+
+    def nowhere():
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(command.tempfile, "gettempdir", nowhere)
+    with pytest.raises(ValueError, match="--tmpfs /tmp"):
+        command._check_temp_dir()

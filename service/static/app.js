@@ -94,7 +94,7 @@ async function copyJson() {
 }
 
 // Both images at the model's input size, as the model saw the input; per pixel the mean
-// absolute difference over the colour channels, white where they differ most.
+// absolute difference over the colour channels, four times brighter (small ones show).
 async function showDifference(input, reconstruction, size) {
   const pixels = async (blob) => {
     const canvas = new OffscreenCanvas(size, size);
@@ -111,12 +111,12 @@ async function showDifference(input, reconstruction, size) {
     const d = (Math.abs(a.data[i] - b.data[i]) + Math.abs(a.data[i + 1] - b.data[i + 1]) +
       Math.abs(a.data[i + 2] - b.data[i + 2])) / 3;
     total += d;
-    out.data[i] = out.data[i + 1] = out.data[i + 2] = d;
+    out.data[i] = out.data[i + 1] = out.data[i + 2] = Math.min(255, 4 * d);  // 4x: visible
     out.data[i + 3] = 255;
   }
   context.putImageData(out, 0, 0);
   $("difference").src = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
-  $("difference-value").textContent = `(mean ${fmt(total / (size * size) / 255)})`;
+  $("difference-value").textContent = `(mean ${(total / (size * size) / 255).toFixed(3)})`;
 }
 
 function showObjects(body) {

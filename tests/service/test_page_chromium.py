@@ -59,7 +59,7 @@ def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path
         assert "no objects found" in html
     assert re.search(r'id="reconstruction"[^>]*src="blob:', html), "no reconstruction image"
     assert re.search(r'id="difference"[^>]*src="blob:', html), "no difference image"
-    assert re.search(r'<span id="difference-value">\(mean 0\.\d\d\)</span>', html)
+    assert re.search(r'<span id="difference-value">\(mean 0\.\d{3}\)</span>', html)
     assert re.search(r'id="download-json"[^>]*href="blob:', html), "no JSON download"
     assert f'"count": {count}' in html  # the answer as JSON, for copying
     assert '<p id="fit" hidden=""' in html  # no fit in this answer: nothing shown

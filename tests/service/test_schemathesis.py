@@ -34,7 +34,7 @@ OPERATIONS = [
 
 
 @pytest.mark.parametrize("key", [None, "s3cret"], ids=["no key", "with a key"])
-def test_schemathesis_all_checks_pass(tiny_checkpoint, key):
+def test_schemathesis_all_checks_pass(tiny_checkpoint, key, tmp_path):
     env = {"AIR3D_API_KEY": key} if key else {}
     headers = ["-H", f"X-API-Key: {key}"] if key else []
     with serving(tiny_checkpoint, **env) as url:
@@ -42,7 +42,7 @@ def test_schemathesis_all_checks_pass(tiny_checkpoint, key):
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
              "--checks", "all", "--max-examples", "30", "--seed", "1", *headers,
              f"{url}/openapi.json"],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its cache goes there
         )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
     assert " passed" in result.stdout and "failure" not in result.stdout

@@ -45,8 +45,14 @@ class InferenceProcess:
 
     def __call__(self, images: torch.Tensor) -> list[Inference]:
         with self._lock:
-            self._conn.send(images.numpy())
-            answer = self._conn.recv()
+            try:
+                self._conn.send(images.numpy())
+                answer = self._conn.recv()
+            except (EOFError, OSError):  # killed (out of memory?): every later call fails too
+                raise RuntimeError(
+                    f"the inference process exited (code {self._process.exitcode}); "
+                    "restart the service"
+                ) from None
         if isinstance(answer, BaseException):
             raise answer
         return answer

@@ -35,3 +35,12 @@ def test_inference_process_passes_on_a_bad_checkpoint(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=str(bad)):
         InferenceProcess(bad, "cpu", threads=1)
+
+
+def test_a_dead_inference_process_is_a_clear_error(tiny_checkpoint, predictor):
+    worker = InferenceProcess(tiny_checkpoint, "cpu", threads=1)
+    worker._process.kill()
+    worker._process.join()
+    with pytest.raises(RuntimeError, match="inference process exited"):
+        worker(torch.zeros(1, 3, predictor.image_size, predictor.image_size))
+    worker.close()

@@ -1,6 +1,8 @@
-# air3d service image. CPU: `docker build -t air3d . && docker run -p 8000:8000 air3d`;
-# GPU: add `--gpus all`. PyPI's torch wheels carry their own CUDA libraries, so a plain Python
-# base image runs on a GPU through the NVIDIA container toolkit, and on the CPU without one.
+# air3d service image. Build: `docker build -t air3d .`; CPU: `docker run -p 8000:8000 air3d`;
+# GPU (NVIDIA container toolkit on the host): `docker run --gpus all -p 8000:8000 air3d`.
+# PyPI's torch wheels carry their own CUDA libraries, so a plain Python base image runs on a
+# GPU through the toolkit, and on the CPU without one. Read-only: add `--read-only --tmpfs
+# /tmp` (uploads over 1 MB are spooled to /tmp; without a writable one it will not start).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

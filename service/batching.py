@@ -1,10 +1,13 @@
 """Micro-batching: concurrent requests' images gathered into one forward pass.
 
-Each image waits in a bounded queue. One worker task takes the first waiting image, then
-keeps taking until it has `max_batch` images or `max_wait_s` has passed since the first,
-and runs the whole batch through `infer` in a worker thread (the event loop keeps serving
-meanwhile). A full queue refuses new images at once (QueueFullError, the service's 503)
-instead of growing without limit.
+Each image waits in a bounded queue. One worker task takes the first waiting image and
+every other one already waiting, up to `max_batch`; it waits for more (at most
+`max_wait_s` since the first) only while `more_coming()` says requests are on their way
+(admitted, still being read or decoded). An idle service so runs a lone request at once,
+and a busy one gathers whatever queued during the last forward pass without waiting. The
+batch runs through `infer` in a worker thread (the event loop keeps serving meanwhile).
+A full queue refuses new images at once (QueueFullError, the service's 503) instead of
+growing without limit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+POLL_S = 0.001  # how often a waiting batch re-asks whether more images are coming
 
 
 class QueueFullError(RuntimeError):
@@ -35,6 +40,7 @@ class MicroBatcher:
     infer:     (B, 3, S, S) -> list of B results, run in a worker thread
     on_batch:  called with each batch's size and forward-pass seconds (metrics)
     on_depth:  called with the queue depth whenever it changes (metrics)
+    more_coming: whether images are on their way, worth waiting for (default: never wait)
     """
 
     def __init__(
@@ -45,17 +51,23 @@ class MicroBatcher:
         queue_size: int,
         on_batch: Callable[[int, float], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        more_coming: Callable[[], bool] | None = None,
     ):
         self.infer = infer
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
         self.on_batch = on_batch or (lambda size, seconds: None)
         self.on_depth = on_depth or (lambda depth: None)
+        self.more_coming = more_coming or (lambda: False)
         self._worker: asyncio.Task | None = None
 
     @property
     def depth(self) -> int:
         return self.queue.qsize()
+
+    @property
+    def room(self) -> int:
+        return self.queue.maxsize - self.queue.qsize()
 
     def start(self) -> None:
         if self._worker is None:
@@ -74,8 +86,7 @@ class MicroBatcher:
 
     async def submit(self, images: Sequence[torch.Tensor]) -> list[Any]:
         """Queues the images (all or none) and returns their results, in order."""
-        free = self.queue.maxsize - self.queue.qsize()
-        if len(images) > free:
+        if len(images) > self.room:
             raise QueueFullError(
                 f"the inference queue is full ({self.queue.qsize()} of {self.queue.maxsize} "
                 f"images waiting); retry shortly"
@@ -99,12 +110,13 @@ class MicroBatcher:
                 except asyncio.QueueEmpty:
                     pass
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or not self.more_coming():
                     break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                try:  # short polls: a request on its way may yet fail and never arrive
+                    wait = min(remaining, POLL_S)
+                    batch.append(await asyncio.wait_for(self.queue.get(), wait))
                 except TimeoutError:
-                    break
+                    continue
             self.on_depth(self.queue.qsize())
             await self._answer(batch)
 

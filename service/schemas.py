@@ -6,38 +6,59 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_YAW_DEG = 36_000.0  # |yaw| bound; far beyond it the renderer's float32 angle overflowed (a 500)
+
+# Strict: a JSON `false` is not the number 0, nor "1" a number. The served model's shape
+# names, workspace bounds and max_objects are added to the OpenAPI schema (openapi.py).
+
 
 class ObjectIn(BaseModel):
     """One object of a scene to render; extra keys (presence, shape_probs, pixel) are ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     shape: str = Field(description="a shape of the library (GET /shapes)", examples=["cube"])
     position: list[float] = Field(
-        min_length=3, max_length=3, description="[x, y, z] of the centre; y is replaced by "
-        "the shape's resting height", examples=[[0.3, 0.3, -0.2]],
+        min_length=3, max_length=3, description="[x, y, z] of the centre, x and z inside the "
+        "workspace; y is replaced by the shape's resting height", examples=[[0.3, 0.3, -0.2]],
     )  # fmt: skip
-    yaw_deg: float = Field(description="rotation about the vertical axis, degrees")
+    yaw_deg: float = Field(
+        ge=-MAX_YAW_DEG, le=MAX_YAW_DEG, examples=[30],
+        description="rotation about the vertical axis, degrees (any angle; at most 100 turns "
+        "either way)",
+    )  # fmt: skip
 
 
 class SceneIn(BaseModel):
     """A scene: exactly what POST /infer returns (extra keys are ignored)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"objects": [{"shape": "cube", "position": [0.3, 0.3, -0.2],
+                                       "yaw_deg": 30.0}]}]
+        },
+    )  # fmt: skip
 
     objects: list[ObjectIn] = Field(description="at most max_objects (GET /shapes)")
 
 
 class ObjectOut(BaseModel):
     shape: str
-    position: list[float] = Field(description="[x, y, z] world coordinates of the centre")
-    yaw_deg: float = Field(description="degrees in [0, 360), counter-clockwise seen from above")
-    presence: float = Field(description="q's probability that this object is there")
+    position: list[float] = Field(
+        min_length=3, max_length=3, description="[x, y, z] world coordinates of the centre"
+    )
+    yaw_deg: float = Field(
+        ge=0, lt=360, description="degrees in [0, 360), counter-clockwise seen from above"
+    )
+    presence: float = Field(ge=0, le=1, description="q's probability that this object is there")
     shape_probs: dict[str, float] = Field(description="q's probability of each shape")
     pixel: list[float] = Field(
+        min_length=2, max_length=2,
         description="[column, row] of the centre in the model's input image "
-        "(image_size pixels square; scale by width / image_size for the uploaded image)"
-    )
+        "(image_size pixels square; scale by width / image_size for the uploaded image)",
+    )  # fmt: skip
 
 
 class ModelOut(BaseModel):
@@ -53,8 +74,10 @@ class TimingOut(BaseModel):
 
 
 class InferenceOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. `fit`, where the model gives one
+
     objects: list[ObjectOut]
-    count: int
+    count: int = Field(ge=0)
 
 
 class InferOut(InferenceOut):

@@ -1,16 +1,22 @@
-"""What the app holds while it runs: the model, its batcher, the renderer, the metrics."""
+"""What the app holds while it runs: the model, its batcher, the decoders, the renderer."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
+from PIL import Image
 
 from air3d.model import Inference, Predictor
 from air3d.renderer import Scene, SceneRenderer
 from air3d.renderer.camera import project, projection_matrix, to_pixels
+from air3d.service.admission import Admission
 from air3d.service.batching import MicroBatcher
+from air3d.service.decoding import decode
 from air3d.service.metrics import Metrics
 from air3d.service.settings import Settings
 
@@ -21,10 +27,24 @@ class ServiceState:
     predictor: Predictor
     metrics: Metrics
     batcher: MicroBatcher
+    admission: Admission
+    decoders: ThreadPoolExecutor  # settings.decode_threads: at most that many decodes at once
     ready: bool = False
     _renderer: SceneRenderer | None = None
     _render_lock: threading.Lock = field(default_factory=threading.Lock)
     _projection: torch.Tensor | None = None
+
+    async def decode(self, image: Image.Image) -> torch.Tensor:
+        """A probed upload decoded in the decode pool: (3, S, S)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.decoders, self._decode_timed, image)
+
+    def _decode_timed(self, image: Image.Image) -> torch.Tensor:
+        started = time.perf_counter()
+        try:
+            return decode(image, self.predictor.image_size)
+        finally:
+            self.metrics.decode_seconds.observe(time.perf_counter() - started)
 
     def model_json(self) -> dict:
         p = self.predictor

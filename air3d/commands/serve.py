@@ -7,6 +7,9 @@ README); the flags below override them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
+import tempfile
 from pathlib import Path
 
 from air3d.model import DEFAULT_CHECKPOINT
@@ -29,6 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from air3d.model import Predictor
@@ -47,13 +51,63 @@ def run(args: argparse.Namespace) -> int:
             f"no checkpoint at {settings.checkpoint}{hint}; "
             "set AIR3D_CHECKPOINT or pass --checkpoint PATH (e.g. a model.pt from air3d train)"
         )
+    device = settings.resolved_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device}: torch sees no CUDA GPU on this machine; "
+            "use --device cpu (or auto, which picks the GPU when there is one)"
+        )
+    _check_port_free(settings.host, settings.port)
+    _check_temp_dir()
+    torch.set_num_threads(settings.resolved_torch_threads())
     # Loaded here, not in the app's lifespan, so that a bad checkpoint is a one-line error.
-    predictor = Predictor.from_checkpoint(settings.checkpoint, settings.resolved_device())
-    print(
-        f"air3d serve: {predictor.name} on {predictor.device}, http://{settings.host}:{settings.port}/"
-    )
+    predictor = Predictor.from_checkpoint(settings.checkpoint, device)
+    print(f"air3d serve: {predictor.name} on {predictor.device}; once it is ready:")
+    print(next_steps(settings.host, settings.port), flush=True)
     uvicorn.run(
         create_app(settings, predictor), host=settings.host, port=settings.port,
-        log_level=args.log_level,
+        log_level=args.log_level, access_log=settings.access_log,
     )  # fmt: skip
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A one-line error for a busy port now, before the model loads (uvicorn would say it
+    only after, with a traceback)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(
+                f"cannot listen on {host}:{port}: {error.strerror}; is another server running "
+                "there? pass --port or set AIR3D_PORT"
+            ) from None
+
+
+def _check_temp_dir() -> None:
+    """Uploads over 1 MB are spooled to a temporary file; without a writable temporary
+    directory (a read-only container) they would fail with a misleading 400 later."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise ValueError(
+            "no writable temporary directory (a read-only filesystem?): uploads over 1 MB are "
+            "spooled to one; give it one, e.g. docker run --read-only --tmpfs /tmp, or set TMPDIR"
+        ) from None
+
+
+def next_steps(host: str, port: int) -> str:
+    """Where to go once it runs: the page, the API docs, a curl line that works as written."""
+    from air3d.service.app import STATIC
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    example = STATIC / "examples" / "2.png"
+    with contextlib.suppress(ValueError):
+        example = example.relative_to(Path.cwd())
+    return (
+        f"  the page:    {url}/\n"
+        f"  the API:     {url}/docs\n"
+        f"  try:         curl -F image=@{example} {url}/infer"
+    )

@@ -1,35 +1,44 @@
-"""POST /infer and POST /infer/batch: uploaded images -> their objects."""
+"""POST /infer and POST /infer/batch: uploaded images -> their objects.
+
+Admission (admission.py) has already checked that there is room before the body was read.
+Here each upload's header is probed first and the request's pixel budget checked, so no
+pixel is decoded for a request that will be refused; decoding then runs in the bounded
+decode pool.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from PIL import Image
 
-from air3d.images import ImageError, ImageTooLargeError, UnsupportedImageError, decode_image
+from air3d.images import ImageError, ImageTooLargeError, UnsupportedImageError
+from air3d.service.admission import RETRY_AFTER_S, TICKET
 from air3d.service.batching import QueueFullError
-from air3d.service.deps import get_state, require_api_key
+from air3d.service.decoding import over_budget, probe
+from air3d.service.deps import get_state
 from air3d.service.routes.errors import responses
 from air3d.service.schemas import InferBatchOut, InferOut
 from air3d.service.state import ServiceState
 
-router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)])
-RETRY_AFTER_S = 1
+router = APIRouter(tags=["inference"])
+ERRORS = responses(400, 401, 413, 415, 422, 503)
 
 
-@router.post("/infer", response_model=InferOut, responses=responses(400, 401, 413, 415, 503))
+@router.post("/infer", response_model=InferOut, responses=ERRORS)
 async def infer_image(
-    image: Annotated[UploadFile, File(description="a PNG or JPEG, any size")],
+    request: Request,
+    image: Annotated[UploadFile, File(description="a PNG or JPEG, at most AIR3D_MAX_PIXELS")],
     state: Annotated[ServiceState, Depends(get_state)],
 ) -> dict:
     """The objects in one image (resized to the model's square input, aspect not kept)."""
     started = time.perf_counter()
-    tensor = await _decode(image, "image", state)
+    [tensor] = await _decode_all(state, [("image", image)])
     decoded = time.perf_counter()
-    [result] = await _infer(state, [tensor])
+    [result] = await _infer(request, state, [tensor])
     return {
         **state.inference_json(result),
         "model": state.model_json(),
@@ -37,11 +46,13 @@ async def infer_image(
     }
 
 
-@router.post(
-    "/infer/batch", response_model=InferBatchOut, responses=responses(400, 401, 413, 415, 503)
-)
+@router.post("/infer/batch", response_model=InferBatchOut, responses=ERRORS)
 async def infer_batch(
-    images: Annotated[list[UploadFile], File(description="PNG or JPEG files, any size")],
+    request: Request,
+    images: Annotated[
+        list[UploadFile],
+        File(description="PNG or JPEG files, at most AIR3D_MAX_PIXELS in all"),
+    ],
     state: Annotated[ServiceState, Depends(get_state)],
 ) -> dict:
     """The objects in each image, one result per image in upload order."""
@@ -49,9 +60,10 @@ async def infer_batch(
     limit = state.settings.queue_size
     if len(images) > limit:
         raise HTTPException(413, f"images: {len(images)} files; at most {limit} per request")
-    tensors = [await _decode(upload, f"images[{i}]", state) for i, upload in enumerate(images)]
+    fields = [(f"images[{i}]", upload) for i, upload in enumerate(images)]
+    tensors = await _decode_all(state, fields)
     decoded = time.perf_counter()
-    results = await _infer(state, tensors)
+    results = await _infer(request, state, tensors)
     return {
         "results": [state.inference_json(result) for result in results],
         "model": state.model_json(),
@@ -59,23 +71,45 @@ async def infer_batch(
     }
 
 
-async def _decode(upload: UploadFile, field: str, state: ServiceState) -> torch.Tensor:
-    """Reads an upload (at most the body limit) and decodes it; HTTP errors name the field."""
-    limit = state.settings.max_upload_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, f"{field}: file is over the limit of {limit} bytes")
-    try:
-        return await asyncio.to_thread(decode_image, data, state.predictor.image_size)
-    except ImageTooLargeError as error:
-        raise HTTPException(413, f"{field}: {error}") from None
-    except UnsupportedImageError as error:
-        raise HTTPException(415, f"{field}: {error}") from None
-    except ImageError as error:
-        raise HTTPException(400, f"{field}: {error}") from None
+async def _decode_all(
+    state: ServiceState, uploads: list[tuple[str, UploadFile]]
+) -> list[torch.Tensor]:
+    """Probes every upload, checks the request's pixel budget, then decodes them one by one
+    (a request holds at most one decode thread: the pool is shared fairly)."""
+    budget = state.settings.max_pixels
+    probed: list[tuple[str, Image.Image]] = []
+    for field, upload in uploads:
+        data = await upload.read()  # the body limit (limits.py) bounds it
+        try:
+            probed.append((field, probe(data, budget)))
+        except ImageError as error:
+            raise _http_error(field, error) from None
+    for field, image in probed:
+        if image.width * image.height > budget:
+            size = f"{image.width}x{image.height} = {image.width * image.height}"
+            raise HTTPException(413, f"{field}: {size} pixels, {over_budget(budget)}")
+    pixels = sum(image.width * image.height for _, image in probed)
+    if pixels > budget:
+        raise HTTPException(413, f"images: {pixels} pixels in all, {over_budget(budget)}")
+    tensors = []
+    for field, image in probed:
+        try:
+            tensors.append(await state.decode(image))
+        except ImageError as error:
+            raise _http_error(field, error) from None
+    return tensors
 
 
-async def _infer(state: ServiceState, tensors: list[torch.Tensor]) -> list:
+def _http_error(field: str, error: ImageError) -> HTTPException:
+    if isinstance(error, ImageTooLargeError):
+        return HTTPException(413, f"{field}: {error}")
+    if isinstance(error, UnsupportedImageError):
+        return HTTPException(415, f"{field}: {error}")
+    return HTTPException(400, f"{field}: {error}")
+
+
+async def _infer(request: Request, state: ServiceState, tensors: list[torch.Tensor]) -> list:
+    state.admission.arrive(request.scope.get(TICKET))  # the batcher need not wait for it now
     try:
         return await state.batcher.submit(tensors)
     except QueueFullError as error:

@@ -10,12 +10,12 @@ from fastapi.responses import Response
 
 from air3d.images import encode_png
 from air3d.renderer import Scene
-from air3d.service.deps import get_state, require_api_key
+from air3d.service.deps import get_state
 from air3d.service.routes.errors import responses
-from air3d.service.schemas import SceneIn
+from air3d.service.schemas import ErrorOut, SceneIn
 from air3d.service.state import ServiceState
 
-router = APIRouter(tags=["rendering"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["rendering"])
 
 
 @router.post(
@@ -23,7 +23,8 @@ router = APIRouter(tags=["rendering"], dependencies=[Depends(require_api_key)])
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the scene, image_size pixels square"},
-        **responses(401, 503),
+        **responses(401, 413, 422, 503),
+        400: {"model": ErrorOut, "description": "the body is not JSON"},
     },
 )
 async def render_scene(

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from air3d.service.deps import get_state, require_api_key
+from air3d.service.deps import get_state
 from air3d.service.routes.errors import responses
 from air3d.service.schemas import ShapesOut
 from air3d.service.state import ServiceState
 
-router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["model"])
 
 
 @router.get("/shapes", response_model=ShapesOut, responses=responses(401, 503))

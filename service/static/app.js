@@ -1,4 +1,5 @@
-// The air3d page: image -> POST /infer -> object list and markers -> POST /render.
+// The air3d page: image -> POST /infer -> object list, markers, fit, JSON -> POST /render
+// -> reconstruction and its difference from the input.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -21,13 +22,17 @@ async function analyze(blob) {
   input.src = URL.createObjectURL(blob);
   document.querySelectorAll(".marker").forEach((m) => m.remove());
   $("objects").replaceChildren();
-  $("reconstruction").removeAttribute("src");
+  for (const id of ["reconstruction", "difference"]) $(id).removeAttribute("src");
+  $("difference-value").textContent = "";
+  $("fit").hidden = true;
+  $("json-actions").hidden = true;
+  $("json").textContent = "";
   const form = new FormData();
   form.append("image", blob, "image.png");
   const response = await fetch("/infer", { method: "POST", body: form, headers: headers() });
   const body = await response.json();
   if (!response.ok) throw new Error(`${response.status}: ${body.detail}`);
-  showObjects(body);
+  showAnswer(body);
   state("rendering", "Drawing the reconstruction...");
   const render = await fetch("/render", {
     method: "POST",
@@ -35,9 +40,83 @@ async function analyze(blob) {
     headers: { "Content-Type": "application/json", ...headers() },
   });
   if (!render.ok) throw new Error(`render ${render.status}: ${(await render.json()).detail}`);
-  $("reconstruction").src = URL.createObjectURL(await render.blob());
+  const drawn = await render.blob();
+  $("reconstruction").src = URL.createObjectURL(drawn);
+  await showDifference(blob, drawn, body.model.image_size);
   state("done", `Found ${body.count} object${body.count === 1 ? "" : "s"} ` +
     `in ${fmt(body.timing_ms.total)} ms.`);
+}
+
+function showAnswer(body) {
+  showObjects(body);
+  showFit(body.fit);
+  showJson(body);
+}
+
+// `fit` (how well the rendering explains the image; `not_a_scene` when the image is outside
+// what the world can explain) is shown when the answer has one, and nothing otherwise.
+function showFit(fit) {
+  const line = $("fit");
+  line.hidden = !fit;
+  line.classList.toggle("warning", Boolean(fit && fit.not_a_scene));
+  if (!fit) return;
+  const parts = Object.entries(fit)
+    .filter(([name, value]) => name !== "not_a_scene" && typeof value !== "object")
+    .map(([name, value]) => `${name} ${typeof value === "number" ? fmt(value) : value}`);
+  const flag = fit.not_a_scene
+    ? "Not a scene: this image is outside what the model can explain; the objects below " +
+      "are not to be trusted. "
+    : "";
+  line.textContent = `${flag}Fit: ${parts.join(", ")}`;
+}
+
+function showJson(body) {
+  const text = JSON.stringify(body, null, 2);
+  $("json").textContent = text;
+  const link = $("download-json");
+  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  $("json-actions").hidden = false;
+  $("copied").textContent = "";
+}
+
+async function copyJson() {
+  const text = $("json").textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {  // no clipboard API (an insecure origin): select the text for Ctrl+C
+    $("json").closest("details").open = true;
+    getSelection().selectAllChildren($("json"));
+    $("copied").textContent = "Selected: press Ctrl+C to copy.";
+    return;
+  }
+  $("copied").textContent = "Copied.";
+}
+
+// Both images at the model's input size, as the model saw the input; per pixel the mean
+// absolute difference over the colour channels, four times brighter (small ones show).
+async function showDifference(input, reconstruction, size) {
+  const pixels = async (blob) => {
+    const canvas = new OffscreenCanvas(size, size);
+    const context = canvas.getContext("2d");
+    context.drawImage(await createImageBitmap(blob), 0, 0, size, size);
+    return context.getImageData(0, 0, size, size);
+  };
+  const [a, b] = await Promise.all([pixels(input), pixels(reconstruction)]);
+  const canvas = new OffscreenCanvas(size, size);
+  const context = canvas.getContext("2d");
+  const out = context.createImageData(size, size);
+  let total = 0;
+  for (let i = 0; i < a.data.length; i += 4) {
+    const d = (Math.abs(a.data[i] - b.data[i]) + Math.abs(a.data[i + 1] - b.data[i + 1]) +
+      Math.abs(a.data[i + 2] - b.data[i + 2])) / 3;
+    total += d;
+    out.data[i] = out.data[i + 1] = out.data[i + 2] = Math.min(255, 4 * d);  // 4x: visible
+    out.data[i + 3] = 255;
+  }
+  context.putImageData(out, 0, 0);
+  $("difference").src = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
+  $("difference-value").textContent = `(mean ${(total / (size * size) / 255).toFixed(3)})`;
 }
 
 function showObjects(body) {
@@ -59,8 +138,10 @@ function showObjects(body) {
     $("objects").append(li);
     const marker = document.createElement("div");
     marker.className = "marker";
-    marker.textContent = String(i + 1);
-    marker.title = obj.shape;
+    const label = document.createElement("span");
+    label.textContent = String(i + 1);
+    marker.append(label);
+    marker.title = `${i + 1}: ${obj.shape}`;
     marker.style.left = `${(100 * obj.pixel[0]) / size}%`;
     marker.style.top = `${(100 * obj.pixel[1]) / size}%`;
     $("input-frame").append(marker);
@@ -89,6 +170,8 @@ drop.addEventListener("drop", (e) => {
 document.querySelectorAll("[data-example]").forEach((button) =>
   button.addEventListener("click", () => run(example(button.dataset.example))));
 $("key").addEventListener("change", () => localStorage.setItem("air3d-key", $("key").value));
+$("copy-json").addEventListener("click", () => run(copyJson()));
+window.air3d = { showAnswer };  // for tests that show a given answer
 
 const params = new URLSearchParams(location.search);
 if (params.has("example")) run(example(params.get("example")));  // /?example=0 runs one at once

@@ -23,6 +23,8 @@ def predictor(tiny_checkpoint) -> Predictor:
 
 
 def make_app(predictor: Predictor, **settings):
+    """The app on this predictor, run in this process (a worker process would load a file)."""
+    settings = {"infer_process": False, **settings}
     return create_app(Settings(checkpoint=Path("unused.pt"), device="cpu", **settings), predictor)
 
 

@@ -140,3 +140,16 @@ def test_openapi_has_typed_models(client):
     )
     assert "image/png" in render["responses"]["200"]["content"]
     assert set(components["ObjectOut"]["required"]) >= {"shape", "position", "yaw_deg", "pixel"}
+
+
+def test_docs_page_uses_only_local_assets(client):
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    urls += re.findall(r"url: '([^']+)'", page.text)
+    assert urls and all(url.startswith("/") and not url.startswith("//") for url in urls), urls
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -14,6 +16,7 @@ import pytest
 from tests.service.conftest import example_png
 from tests.service.server import serving
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_DIR = Path(os.environ.get("AIR3D_SCREENSHOT_DIR", "/tmp"))
 
@@ -55,6 +58,11 @@ def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path
     if count == 0:
         assert "no objects found" in html
     assert re.search(r'id="reconstruction"[^>]*src="blob:', html), "no reconstruction image"
+    assert re.search(r'id="difference"[^>]*src="blob:', html), "no difference image"
+    assert re.search(r'<span id="difference-value">\(mean 0\.\d{3}\)</span>', html)
+    assert re.search(r'id="download-json"[^>]*href="blob:', html), "no JSON download"
+    assert f'"count": {count}' in html  # the answer as JSON, for copying
+    assert '<p id="fit" hidden=""' in html  # no fit in this answer: nothing shown
     assert shot.exists() and shot.stat().st_size > 10_000
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, SCREENSHOT_DIR / "air3d-page.png")
@@ -65,3 +73,59 @@ def test_page_reports_an_error_from_the_server(tiny_checkpoint, tmp_path):
         dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=0")
     assert 'data-state="error"' in dom.stdout
     assert "401" in dom.stdout and "X-API-Key" in dom.stdout
+
+
+def test_the_upload_is_reachable_by_keyboard():
+    """The file input is transparent over its label, not display:none (which Tab skips)."""
+    page = (ROOT / "service/static/index.html").read_text()
+    css = (ROOT / "service/static/style.css").read_text()
+    assert re.search(r'<input id="file" type="file"', page) and 'tabindex="-1"' not in page
+    rule = re.search(r"#drop input \{([^}]*)\}", css).group(1)
+    assert "display: none" not in rule and "visibility" not in rule and "opacity: 0" in rule
+    assert "#drop:focus-within" in css  # and the focus shows
+
+
+FIT_SCRIPT = """
+<script>
+  const answer = (fit) => ({objects: [{shape: "cube", position: [0.1, 0.3, -0.2],
+    yaw_deg: 10, presence: 0.99, shape_probs: {cube: 0.9}, pixel: [2, 2]}], count: 1,
+    model: {name: "m", checkpoint_hash: "h", image_size: 4}, timing_ms: {total: 1},
+    ...(fit ? {fit} : {})});
+  const show = (fit) => { air3d.showAnswer(answer(fit)); return document.getElementById("fit"); };
+  const results = {
+    absent: show(null).hidden,
+    good: show({score: 0.91, not_a_scene: false}),
+    bad: null,
+  };
+  results.good = [results.good.hidden, results.good.textContent, results.good.className];
+  const bad = show({score: 0.12, not_a_scene: true});
+  results.bad = [bad.hidden, bad.textContent, bad.className];
+  const wide = document.documentElement.scrollWidth <= innerWidth;
+  const text = document.querySelector("header p").getBoundingClientRect();
+  results.layout = [wide, text.left >= 8, innerWidth - text.right >= 8];
+  document.body.dataset.results = JSON.stringify(results);
+</script>
+"""
+
+
+def test_page_shows_fit_and_flag_when_present_and_fits_400_px(tmp_path):
+    """The page's own files from disk, given answers with and without `fit`, 400 px wide."""
+    static = ROOT / "service/static"
+    page = (static / "index.html").read_text()
+    page = page.replace("/static/style.css", (static / "style.css").as_uri())
+    page = page.replace('"/static/app.js"></script>', f'"{(static / "app.js").as_uri()}"></script>')
+    page = page.replace("</body>", FIT_SCRIPT + "</body>")
+    fixture = tmp_path / "page.html"
+    fixture.write_text(page)
+    dom = chromium(tmp_path, "--window-size=400,900", "--allow-file-access-from-files",
+                   "--dump-dom", fixture.as_uri())  # fmt: skip
+    found = re.search(r"data-results=\"([^\"]*)\"", dom.stdout)
+    assert found, dom.stderr[-2000:]
+    results = json.loads(html.unescape(found.group(1)))
+    assert results["absent"] is True
+    hidden, text, css = results["good"]
+    assert not hidden and text == "Fit: score 0.91" and "warning" not in css
+    hidden, text, css = results["bad"]
+    assert not hidden and text.startswith("Not a scene") and "score 0.12" in text
+    assert "warning" in css
+    assert results["layout"] == [True, True, True], "the page does not fit 400 px"

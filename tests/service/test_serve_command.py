@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
 import httpx
+import pytest
+import torch
 
 from tests.service.conftest import example_png
 from tests.service.server import serving
@@ -39,3 +42,44 @@ def test_serve_rejects_bad_settings():
     )  # fmt: skip
     assert env_result.returncode == 2
     assert "AIR3D_MAX_BATCH must be at least 1" in env_result.stderr
+
+
+def run_serve(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "air3d.cli", "serve", *args],
+        capture_output=True, text=True, timeout=120, env=environ,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line_before_the_model_loads(tiny_checkpoint):
+    result = run_serve("--device", "cuda", "--checkpoint", str(tiny_checkpoint))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line, no traceback
+    assert "no CUDA GPU" in result.stderr and "--device cpu" in result.stderr
+    assert "air3d serve:" not in result.stdout  # the model never loaded
+
+
+def test_busy_port_is_one_line_before_the_model_loads(tiny_checkpoint):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_serve("--checkpoint", str(tiny_checkpoint), "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
+    assert "air3d serve:" not in result.stdout
+
+
+def test_no_writable_temp_dir_is_a_clear_error(monkeypatch):
+    from air3d.commands import serve as command
+
+    def nowhere():
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(command.tempfile, "gettempdir", nowhere)
+    with pytest.raises(ValueError, match="--tmpfs /tmp"):
+        command._check_temp_dir()

@@ -18,6 +18,19 @@ differences and its images match crisp ones away from edges:
   SoftRas' two-sided sigmoid gives coverage 1/2 on every edge between two faces of the
   same object, which draws the mesh's triangles as faint lines that move with yaw. The
   cost: silhouettes grow by about half a pixel.
+
+Where the time goes on CPU, and what this module does about it:
+- PyTorch3D's rasteriser picks the faces (pix_to_face) without autograd; the fragments'
+  geometry (depth, barycentrics, distances) is recomputed for the covered fragments in
+  batched torch ops (fragments.py), whose backward is vectorised. PyTorch3D's own CPU
+  backward works pixel by pixel and was ~77% of a soft step.
+- Shading is flat: the meshes have one normal per face (unshared vertices), so Phong
+  shading at every fragment (what SoftPhongShader and HardPhongShader do) gives each face
+  one colour. It is computed once per face and gathered through pix_to_face. Exact while
+  the world's light has no specular term; with one, the highlight is evaluated at the
+  face centre.
+- Crisp mode, like soft mode, rasterises the objects only and paints them over the
+  fixed image of the empty ground: the ground quad covered every pixel.
 """
 
 from __future__ import annotations
@@ -26,26 +39,25 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pytorch3d.renderer import (
     BlendParams,
-    DirectionalLights,
     FoVPerspectiveCameras,
-    HardPhongShader,
-    Materials,
     MeshRasterizer,
-    MeshRenderer,
-    RasterizationSettings,
-    SoftPhongShader,
     TexturesVertex,
     look_at_view_transform,
 )
+from pytorch3d.renderer.blending import softmax_rgb_blend
+from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.structures import Meshes
 
+from air3d.renderer.fragments import fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
 from air3d.renderer.world import World
 
 RenderMode = Literal["crisp", "soft"]
+MODES = ("crisp", "soft")
 
 
 class SceneRenderer(torch.nn.Module):
@@ -64,51 +76,30 @@ class SceneRenderer(torch.nn.Module):
             torch.zeros(0, 3, dtype=torch.long, device=self.device),
             torch.zeros(0, 3, device=self.device),
         )
-        self._renderers = {mode: self._make_renderer(mode) for mode in ("crisp", "soft")}
-        with torch.no_grad():  # what soft mode composites its objects over, (H, W, 3)
-            empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
-            self._ground_image = self._renderers["crisp"](empty)[0, ..., :3]
-
-    def _make_renderer(self, mode: RenderMode) -> MeshRenderer:
-        world, cam = self.world, self.world.camera
+        cam = world.camera
         R, T = look_at_view_transform(
             eye=(cam.position,), at=(cam.look_at,), up=(cam.up,), device=self.device
         )
-        cameras = FoVPerspectiveCameras(
+        self.cameras = FoVPerspectiveCameras(
             R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=self.device
         )
+        self._projector = MeshRasterizer(cameras=self.cameras)  # world -> NDC (its transform)
         light = world.light
-        lights = DirectionalLights(
-            direction=(light.direction,),
-            ambient_color=((light.ambient,) * 3,),
-            diffuse_color=((light.diffuse,) * 3,),
-            specular_color=((light.specular,) * 3,),
-            device=self.device,
+        self._light_direction = F.normalize(
+            torch.tensor(light.direction, device=self.device), dim=0
         )
-        materials = Materials(shininess=1.0, device=self.device)
+        self._eye = torch.tensor(cam.position, device=self.device)
         soft = world.rendering
-        if mode == "soft":
-            blend = BlendParams(soft.soft_sigma, soft.soft_gamma, world.background)
-            # Pixels farther than this from a face get (almost) no weight from it. The cut
-            # is at 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the
-            # faces behind it even at that weight, and dropping it would jump the colour.
-            blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
-            settings = RasterizationSettings(
-                image_size=world.image_size,
-                blur_radius=blur,
-                faces_per_pixel=soft.soft_faces_per_pixel,
-                bin_size=0,  # naive rasterisation: faster than binning for small images
-                perspective_correct=False,
-                cull_backfaces=True,  # back faces only take faces_per_pixel slots
-            )
-            shader = SoftPhongShader(self.device, cameras, lights, materials, blend)
-        else:
-            blend = BlendParams(background_color=world.background)
-            settings = RasterizationSettings(
-                image_size=world.image_size, blur_radius=0.0, faces_per_pixel=1, bin_size=0
-            )
-            shader = HardPhongShader(self.device, cameras, lights, materials, blend)
-        return MeshRenderer(MeshRasterizer(cameras=cameras, raster_settings=settings), shader)
+        self._blend = BlendParams(soft.soft_sigma, soft.soft_gamma, world.background)
+        # Pixels farther than this from a face get (almost) no weight from it. The cut is at
+        # 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the faces behind
+        # it even at that weight, and dropping it would jump the colour.
+        self._blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
+        background = torch.tensor(world.background, device=self.device)
+        size = world.image_size
+        with torch.no_grad():  # what both modes paint their objects over, (H, W, 3)
+            empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
+            self._ground_image = self._paint(empty, background.expand(size, size, 3))[0]
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
         """One mesh per scene: the ground (unless ground=False) plus every present object, posed.
@@ -135,24 +126,89 @@ class SceneRenderer(torch.nn.Module):
         return _join(verts, faces, colors)
 
     def forward(self, batch: SceneBatch, mode: RenderMode = "crisp") -> torch.Tensor:
-        if mode not in self._renderers:
+        if mode not in MODES:
             raise ValueError(f"unknown render mode {mode!r}; known: crisp, soft")
         if len(batch) == 0:
             return self._ground_image.new_zeros(0, *self._ground_image.shape).permute(0, 3, 1, 2)
-        if mode == "crisp":
-            images = self._renderers[mode](self.meshes(batch))[..., :3]  # (B, H, W, 3)
-        elif not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
+        if not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
             images = self._ground_image.expand(len(batch), -1, -1, -1)
+        elif mode == "crisp":
+            images = self._paint(self.meshes(batch, ground=False), self._ground_image)
         else:
-            renderer, meshes = self._renderers[mode], self.meshes(batch, ground=False)
-            fragments = renderer.rasterizer(meshes)
-            rgb = renderer.shader(fragments, meshes)[..., :3]  # (B, H, W, 3)
-            alpha = _silhouette(fragments.pix_to_face, fragments.dists, self.world)  # (B, H, W, 1)
-            images = alpha * rgb + (1.0 - alpha) * self._ground_image
+            images = self._soft(self.meshes(batch, ground=False))
         return images.permute(0, 3, 1, 2).clamp(0.0, 1.0)
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
         return self(SceneBatch.from_scenes(scenes, self.shapes), mode)
+
+    def project(self, meshes: Meshes) -> Meshes:
+        """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it."""
+        return self._projector.transform(meshes)
+
+    def rasterize(self, ndc: Meshes, mode: RenderMode) -> torch.Tensor:
+        """PyTorch3D's choice of faces for meshes in NDC: pix_to_face (B, H, W, K), -1 empty.
+
+        Crisp: the nearest face, back faces included (as PyTorch3D's default). Soft: the
+        `soft_faces_per_pixel` nearest faces within the blur radius, back faces culled
+        (they would only take slots). Naive rasterisation: PyTorch3D has no CPU binning.
+        """
+        soft = mode == "soft"
+        with torch.no_grad():
+            pix_to_face, _, _, _ = rasterize_meshes(
+                ndc,
+                image_size=self.world.image_size,
+                blur_radius=self._blur if soft else 0.0,
+                faces_per_pixel=self.world.rendering.soft_faces_per_pixel if soft else 1,
+                bin_size=0,
+                perspective_correct=False,
+                clip_barycentric_coords=soft,  # depth from clamped barycentrics orders the K
+                cull_backfaces=soft,
+            )
+        return pix_to_face
+
+    def face_colors(self, meshes: Meshes) -> torch.Tensor:
+        """Each face's lit colour (F, 3): Phong shading with the world's light, once per face.
+
+        ambient + diffuse * max(0, n . l), times the face colour, plus the specular term
+        (shininess 1) seen from the camera at the face centre. Differentiable in the vertices.
+        """
+        light = self.world.light
+        faces = meshes.faces_packed()
+        verts = meshes.verts_packed()[faces]  # (F, 3, 3)
+        albedo = meshes.textures.verts_features_packed()[faces[:, 0]]  # (F, 3)
+        # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
+        # its CPU backward gives a gradient for a pure translation along z.
+        normals = F.normalize(
+            torch.cross(verts[:, 1] - verts[:, 0], verts[:, 2] - verts[:, 0], dim=-1), dim=-1
+        )
+        cos = (normals * self._light_direction).sum(-1, keepdim=True)  # (F, 1)
+        colors = (light.ambient + light.diffuse * cos.clamp(min=0.0)) * albedo
+        if light.specular:
+            view = F.normalize(self._eye - verts.mean(1), dim=-1)
+            reflect = 2.0 * cos * normals - self._light_direction
+            shine = ((view * reflect).sum(-1, keepdim=True).clamp(min=0.0)) * (cos > 0)
+            colors = colors + light.specular * shine
+        return colors
+
+    def _paint(self, meshes: Meshes, under: torch.Tensor) -> torch.Tensor:
+        """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
+        pix_to_face = self.rasterize(self.project(meshes), "crisp")[..., 0]
+        colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
+        return torch.where((pix_to_face >= 0)[..., None], colors, under)
+
+    def _soft(self, meshes: Meshes) -> torch.Tensor:
+        """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
+        ndc = self.project(meshes)
+        # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
+        # would cache a copy without autograd history.
+        face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
+        pix_to_face = self.rasterize(ndc, "soft")
+        frags = fragments(face_verts, pix_to_face, clip_bary=True)
+        colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, K, 3)
+        cam = self.world.camera
+        rgb = softmax_rgb_blend(colors, frags, self._blend, cam.znear, cam.zfar)[..., :3]
+        alpha = _silhouette(pix_to_face, frags.dists, self.world)  # (B, H, W, 1)
+        return alpha * rgb + (1.0 - alpha) * self._ground_image
 
 
 def _silhouette(pix_to_face: torch.Tensor, dists: torch.Tensor, world: World) -> torch.Tensor:

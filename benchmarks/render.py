@@ -196,7 +196,8 @@ def profile(
 
         ndc = build()
         t_mesh = _median_seconds(build, device, repeats)
-        t_raster = _median_seconds(partial(renderer.rasterize, ndc, mode), device, repeats)
+        raster = partial(renderer.rasterize, ndc, renderer.object_faces(batch), mode)
+        t_raster = _median_seconds(raster, device, repeats)
         t_forward = _median_seconds(partial(_step, renderer, batch, mode, False), device, repeats)
         t_total = _median_seconds(partial(_step, renderer, batch, mode, True), device, repeats)
         t_shade = t_forward - t_mesh - t_raster

@@ -99,7 +99,8 @@ class SceneRenderer(torch.nn.Module):
         size = world.image_size
         with torch.no_grad():  # what both modes paint their objects over, (H, W, 3)
             empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
-            self._ground_image = self._paint(empty, background.expand(size, size, 3))[0]
+            ground = [self._ground[1].shape[0]]  # the quad's faces, one object
+            self._ground_image = self._paint(empty, ground, background.expand(size, size, 3))[0]
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
         """One mesh per scene: the ground (unless ground=False) plus every present object, posed.
@@ -133,9 +134,10 @@ class SceneRenderer(torch.nn.Module):
         if not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
             images = self._ground_image.expand(len(batch), -1, -1, -1)
         elif mode == "crisp":
-            images = self._paint(self.meshes(batch, ground=False), self._ground_image)
+            objects = self.object_faces(batch)
+            images = self._paint(self.meshes(batch, ground=False), objects, self._ground_image)
         else:
-            images = self._soft(self.meshes(batch, ground=False))
+            images = self._soft(self.meshes(batch, ground=False), self.object_faces(batch))
         return images.permute(0, 3, 1, 2).clamp(0.0, 1.0)
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
@@ -145,26 +147,61 @@ class SceneRenderer(torch.nn.Module):
         """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it."""
         return self._projector.transform(meshes)
 
-    def rasterize(self, ndc: Meshes, mode: RenderMode) -> torch.Tensor:
-        """PyTorch3D's choice of faces for meshes in NDC: pix_to_face (B, H, W, K), -1 empty.
+    def rasterize(self, ndc: Meshes, objects: list[int], mode: RenderMode) -> torch.Tensor:
+        """PyTorch3D's choice of faces for scenes in NDC: pix_to_face (B, H, W, K), -1 empty.
 
-        Crisp: the nearest face, back faces included (as PyTorch3D's default). Soft: the
-        `soft_faces_per_pixel` nearest faces within the blur radius, back faces culled
-        (they would only take slots). Naive rasterisation: PyTorch3D has no CPU binning.
+        `objects` splits each scene's packed faces into objects: its face counts in packing
+        order, all scenes in turn. Crisp: the nearest face, back faces included (as
+        PyTorch3D's default). Soft: the `soft_faces_per_pixel` nearest faces within the
+        blur radius, back faces culled (they would only take slots).
+
+        PyTorch3D has no CPU binning, and its naive rasteriser tests every face of a mesh
+        at every pixel. So each object is rasterised alone, in the smallest square window
+        of the image that holds every object's screen box (grown by the blur radius): the
+        window is an affine map of NDC x and y, which leaves depth and the order of faces
+        unchanged and scales squared distances by the map's scale squared. Each pixel then
+        keeps the K nearest of its objects' fragments: the K nearest of the scene.
         """
         soft = mode == "soft"
+        size = self.world.image_size
+        blur = self._blur if soft else 0.0
         with torch.no_grad():
-            pix_to_face, _, _, _ = rasterize_meshes(
-                ndc,
-                image_size=self.world.image_size,
-                blur_radius=self._blur if soft else 0.0,
+            face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
+            counts = torch.tensor(objects, device=self.device)
+            object_of = torch.repeat_interleave(
+                torch.arange(len(objects), device=self.device), counts
+            )
+            scene_of = ndc.faces_packed_to_mesh_idx()[counts.cumsum(0) - counts]  # (n,)
+            window, origin = _windows(face_verts, object_of, len(objects), size, blur)
+            scale = size / window
+            shift = 1.0 - scale + 2.0 * origin / window  # (n, 2): NDC x, y offsets
+            xy = face_verts[..., :2] * scale + shift[object_of][:, None, :]
+            local = torch.cat([xy, face_verts[..., 2:]], -1)  # (F, 3, 3)
+            crops = Meshes(
+                list(torch.split(local.reshape(-1, 3), (counts * 3).tolist())),
+                [torch.arange(3 * c, device=self.device).reshape(-1, 3) for c in objects],
+            )
+            pix_to_face, zbuf, _, _ = rasterize_meshes(
+                crops,
+                image_size=window,
+                blur_radius=blur * scale**2,
                 faces_per_pixel=self.world.rendering.soft_faces_per_pixel if soft else 1,
                 bin_size=0,
                 perspective_correct=False,
                 clip_barycentric_coords=soft,  # depth from clamped barycentrics orders the K
                 cull_backfaces=soft,
             )
-        return pix_to_face
+            return _merge(pix_to_face, zbuf, origin.long(), scene_of, len(ndc), size)
+
+    def object_faces(self, batch: SceneBatch) -> list[int]:
+        """Face counts of the batch's objects in the order meshes() packs them (scene by
+        scene, shapes in manifest order, then slots): the `objects` of rasterize."""
+        present = batch.present.nonzero()  # (n, 2): scene, slot; row-major
+        shape = batch.shape[present[:, 0], present[:, 1]]
+        key = present[:, 0] * len(self._templates) + shape
+        order = torch.sort(key, stable=True).indices
+        per_shape = torch.tensor([f.shape[0] for _, f in self._templates])
+        return per_shape[shape[order].cpu()].tolist()
 
     def face_colors(self, meshes: Meshes) -> torch.Tensor:
         """Each face's lit colour (F, 3): Phong shading with the world's light, once per face.
@@ -190,25 +227,70 @@ class SceneRenderer(torch.nn.Module):
             colors = colors + light.specular * shine
         return colors
 
-    def _paint(self, meshes: Meshes, under: torch.Tensor) -> torch.Tensor:
+    def _paint(self, meshes: Meshes, objects: list[int], under: torch.Tensor) -> torch.Tensor:
         """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
-        pix_to_face = self.rasterize(self.project(meshes), "crisp")[..., 0]
+        pix_to_face = self.rasterize(self.project(meshes), objects, "crisp")[..., 0]
         colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
         return torch.where((pix_to_face >= 0)[..., None], colors, under)
 
-    def _soft(self, meshes: Meshes) -> torch.Tensor:
+    def _soft(self, meshes: Meshes, objects: list[int]) -> torch.Tensor:
         """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
         ndc = self.project(meshes)
         # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
         # would cache a copy without autograd history.
         face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
-        pix_to_face = self.rasterize(ndc, "soft")
+        pix_to_face = self.rasterize(ndc, objects, "soft")
         frags = fragments(face_verts, pix_to_face, clip_bary=True)
         colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, K, 3)
         cam = self.world.camera
         rgb = softmax_rgb_blend(colors, frags, self._blend, cam.znear, cam.zfar)[..., :3]
         alpha = _silhouette(pix_to_face, frags.dists, self.world)  # (B, H, W, 1)
         return alpha * rgb + (1.0 - alpha) * self._ground_image
+
+
+def _windows(
+    face_verts: torch.Tensor, object_of: torch.Tensor, n: int, size: int, blur: float
+) -> tuple[int, torch.Tensor]:
+    """The rasterisation window: its side in pixels, and each object's origin (n, 2), the
+    (column, row) of the window's top-left pixel, placed to hold the object's screen box
+    grown by the blur radius (plus a pixel for rounding) and to stay inside the image."""
+    xy = face_verts[..., :2].reshape(-1, 2)  # (3F, 2) NDC
+    owner = object_of.repeat_interleave(3)[:, None].expand(-1, 2)
+    low = xy.new_full((n, 2), torch.inf).scatter_reduce(0, owner, xy, "amin")
+    high = xy.new_full((n, 2), -torch.inf).scatter_reduce(0, owner, xy, "amax")
+    reach = math.sqrt(blur)
+    # NDC u at pixel p (+u is left and up): u = 1 - (2p + 1) / size, so p = (size (1 - u) - 1) / 2
+    first = torch.floor((size * (1.0 - high - reach) - 1.0) / 2.0) - 1.0  # (n, 2) col, row
+    last = torch.ceil((size * (1.0 - low + reach) - 1.0) / 2.0) + 1.0
+    first, last = first.clamp(0, size - 1), last.clamp(0, size - 1)
+    window = int((last - first + 1).max().clamp(1, size))
+    return window, first.clamp(max=size - window)
+
+
+def _merge(
+    pix_to_face: torch.Tensor, zbuf: torch.Tensor, origin: torch.Tensor, scene_of: torch.Tensor,
+    scenes: int, size: int,
+) -> torch.Tensor:  # fmt: skip
+    """Each object's window fragments (n, w, w, K) to the scenes' K nearest (B, H, W, K).
+
+    Works on the covered fragments alone: sorted by depth, then (stably) by pixel, each
+    pixel's fragments come nearest first, and the first K of each pixel are kept.
+    """
+    k = pix_to_face.shape[-1]
+    obj, row, col, _ = (pix_to_face >= 0).nonzero().unbind(1)
+    pixel = (scene_of[obj] * size + origin[obj, 1] + row) * size + origin[obj, 0] + col
+    faces = pix_to_face[obj, row, col, _]
+    order = torch.sort(zbuf[obj, row, col, _], stable=True).indices
+    order = order[torch.sort(pixel[order], stable=True).indices]
+    pixel, faces = pixel[order], faces[order]
+    position = torch.arange(len(pixel), device=pixel.device)
+    first = torch.ones_like(pixel, dtype=torch.bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    rank = position - torch.where(first, position, 0).cummax(0).values  # place in its pixel
+    kept = rank < k
+    out = pix_to_face.new_full((scenes * size * size * k,), -1)
+    out[pixel[kept] * k + rank[kept]] = faces[kept]
+    return out.reshape(scenes, size, size, k)
 
 
 def _silhouette(pix_to_face: torch.Tensor, dists: torch.Tensor, world: World) -> torch.Tensor:

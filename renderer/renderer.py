@@ -172,26 +172,37 @@ class SceneRenderer(torch.nn.Module):
                 torch.arange(len(objects), device=self.device), counts
             )
             scene_of = ndc.faces_packed_to_mesh_idx()[counts.cumsum(0) - counts]  # (n,)
-            window, origin = _windows(face_verts, object_of, len(objects), size, blur)
-            scale = size / window
-            shift = 1.0 - scale + 2.0 * origin / window  # (n, 2): NDC x, y offsets
-            xy = face_verts[..., :2] * scale + shift[object_of][:, None, :]
-            local = torch.cat([xy, face_verts[..., 2:]], -1)  # (F, 3, 3)
-            crops = Meshes(
-                list(torch.split(local.reshape(-1, 3), (counts * 3).tolist())),
-                [torch.arange(3 * c, device=self.device).reshape(-1, 3) for c in objects],
-            )
-            pix_to_face, zbuf, _, _ = rasterize_meshes(
-                crops,
-                image_size=window,
-                blur_radius=blur * scale**2,
-                faces_per_pixel=self.world.rendering.soft_faces_per_pixel if soft else 1,
-                bin_size=0,
-                perspective_correct=False,
-                clip_barycentric_coords=soft,  # depth from clamped barycentrics orders the K
-                cull_backfaces=soft,
-            )
-            return _merge(pix_to_face, zbuf, origin.long(), scene_of, len(ndc), size)
+            windows, origins = _windows(face_verts, object_of, len(objects), size, blur)
+            first_face = (counts.cumsum(0) - counts).tolist()
+            found = []  # per window size: (pix_to_face in scene faces, zbuf, origin, scene)
+            for window in sorted(set(windows.tolist())):
+                group = (windows == window).nonzero()[:, 0].tolist()
+                scale = size / window
+                crops = []
+                for i in group:  # the object's faces moved into its window
+                    v = face_verts[first_face[i] : first_face[i] + objects[i]]
+                    shift = 1.0 - scale + 2.0 * origins[i] / window  # NDC x, y offsets
+                    xy = v[..., :2] * scale + shift
+                    crops.append(torch.cat([xy, v[..., 2:]], -1).reshape(-1, 3))
+                faces = [torch.arange(len(v), device=self.device).reshape(-1, 3) for v in crops]
+                pix_to_face, zbuf, _, _ = rasterize_meshes(
+                    Meshes(crops, faces),
+                    image_size=window,
+                    blur_radius=blur * scale**2,
+                    faces_per_pixel=self.world.rendering.soft_faces_per_pixel if soft else 1,
+                    bin_size=0,
+                    perspective_correct=False,
+                    clip_barycentric_coords=soft,  # clamped barycentrics' depth orders the K
+                    cull_backfaces=soft,
+                )
+                # the group's packed face index -> the scenes' packed face index
+                index = torch.tensor(group, device=self.device)
+                local_first = torch.tensor([0] + [objects[i] for i in group[:-1]]).cumsum(0)
+                offset = torch.tensor(first_face, device=self.device)[index] - local_first
+                member = torch.arange(len(group), device=self.device)[:, None, None, None]
+                pix_to_face = torch.where(pix_to_face >= 0, pix_to_face + offset[member], -1)
+                found.append((pix_to_face, zbuf, origins[index].long(), scene_of[index]))
+            return _merge(found, len(ndc), size)
 
     def object_faces(self, batch: SceneBatch) -> list[int]:
         """Face counts of the batch's objects in the order meshes() packs them (scene by
@@ -250,10 +261,11 @@ class SceneRenderer(torch.nn.Module):
 
 def _windows(
     face_verts: torch.Tensor, object_of: torch.Tensor, n: int, size: int, blur: float
-) -> tuple[int, torch.Tensor]:
-    """The rasterisation window: its side in pixels, and each object's origin (n, 2), the
-    (column, row) of the window's top-left pixel, placed to hold the object's screen box
-    grown by the blur radius (plus a pixel for rounding) and to stay inside the image."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each object's rasterisation window: its side in pixels (n,), a multiple of 4 (so
+    that objects share few window sizes, one rasteriser call each), and its origin (n, 2),
+    the (column, row) of its top-left pixel, placed to hold the object's screen box grown
+    by the blur radius (plus a pixel for rounding) and to stay inside the image."""
     xy = face_verts[..., :2].reshape(-1, 2)  # (3F, 2) NDC
     owner = object_of.repeat_interleave(3)[:, None].expand(-1, 2)
     low = xy.new_full((n, 2), torch.inf).scatter_reduce(0, owner, xy, "amin")
@@ -263,24 +275,33 @@ def _windows(
     first = torch.floor((size * (1.0 - high - reach) - 1.0) / 2.0) - 1.0  # (n, 2) col, row
     last = torch.ceil((size * (1.0 - low + reach) - 1.0) / 2.0) + 1.0
     first, last = first.clamp(0, size - 1), last.clamp(0, size - 1)
-    window = int((last - first + 1).max().clamp(1, size))
-    return window, first.clamp(max=size - window)
+    extent = (last - first + 1).amax(1)  # (n,)
+    window = (torch.ceil(extent / 4) * 4).clamp(1, size)
+    return window.long(), torch.minimum(first, (size - window)[:, None])
 
 
 def _merge(
-    pix_to_face: torch.Tensor, zbuf: torch.Tensor, origin: torch.Tensor, scene_of: torch.Tensor,
-    scenes: int, size: int,
-) -> torch.Tensor:  # fmt: skip
-    """Each object's window fragments (n, w, w, K) to the scenes' K nearest (B, H, W, K).
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    scenes: int,
+    size: int,
+) -> torch.Tensor:
+    """Objects' window fragments to the scenes' K nearest per pixel (B, H, W, K).
+
+    `found` holds, per window size w, the objects' pix_to_face and zbuf (n, w, w, K),
+    their origins (n, 2) and scenes (n,).
 
     Works on the covered fragments alone: sorted by depth, then (stably) by pixel, each
     pixel's fragments come nearest first, and the first K of each pixel are kept.
     """
-    k = pix_to_face.shape[-1]
-    obj, row, col, _ = (pix_to_face >= 0).nonzero().unbind(1)
-    pixel = (scene_of[obj] * size + origin[obj, 1] + row) * size + origin[obj, 0] + col
-    faces = pix_to_face[obj, row, col, _]
-    order = torch.sort(zbuf[obj, row, col, _], stable=True).indices
+    k = found[0][0].shape[-1]
+    pixels, faces, depths = [], [], []
+    for pix_to_face, zbuf, origin, scene_of in found:
+        obj, row, col, slot = (pix_to_face >= 0).nonzero().unbind(1)
+        pixels.append((scene_of[obj] * size + origin[obj, 1] + row) * size + origin[obj, 0] + col)
+        faces.append(pix_to_face[obj, row, col, slot])
+        depths.append(zbuf[obj, row, col, slot])
+    pixel, faces = torch.cat(pixels), torch.cat(faces)
+    order = torch.sort(torch.cat(depths), stable=True).indices
     order = order[torch.sort(pixel[order], stable=True).indices]
     pixel, faces = pixel[order], faces[order]
     position = torch.arange(len(pixel), device=pixel.device)
@@ -288,7 +309,7 @@ def _merge(
     first[1:] = pixel[1:] != pixel[:-1]
     rank = position - torch.where(first, position, 0).cummax(0).values  # place in its pixel
     kept = rank < k
-    out = pix_to_face.new_full((scenes * size * size * k,), -1)
+    out = faces.new_full((scenes * size * size * k,), -1)
     out[pixel[kept] * k + rank[kept]] = faces[kept]
     return out.reshape(scenes, size, size, k)
 

@@ -31,6 +31,10 @@ Where the time goes on CPU, and what this module does about it:
   face centre.
 - Crisp mode, like soft mode, rasterises the objects only and paints them over the
   fixed image of the empty ground: the ground quad covered every pixel.
+- PyTorch3D's naive CPU rasteriser costs about a microsecond per pixel and mesh whatever
+  the faces (it has no CPU binning), so each object is rasterised alone in a small
+  window around its screen box, and the windows' fragments are merged (`rasterize`).
+Timings and what remains: benchmarks/RESULTS.md (Renderer).
 """
 
 from __future__ import annotations

@@ -160,11 +160,12 @@ class SceneRenderer(torch.nn.Module):
         blur radius, back faces culled (they would only take slots).
 
         PyTorch3D has no CPU binning, and its naive rasteriser tests every face of a mesh
-        at every pixel. So each object is rasterised alone, in the smallest square window
-        of the image that holds every object's screen box (grown by the blur radius): the
-        window is an affine map of NDC x and y, which leaves depth and the order of faces
-        unchanged and scales squared distances by the map's scale squared. Each pixel then
-        keeps the K nearest of its objects' fragments: the K nearest of the scene.
+        at every pixel. So each object is rasterised alone, in a square window of the image
+        that holds its screen box grown by the blur radius (`_windows`): the window is an
+        affine map of NDC x and y, which leaves depth and the order of faces unchanged and
+        scales squared distances by the map's scale squared. Objects with equal window
+        sides share one rasteriser call. Each pixel then keeps the K nearest of its
+        objects' fragments (`_merge`): the K nearest of the scene.
         """
         soft = mode == "soft"
         size = self.world.image_size
@@ -201,7 +202,9 @@ class SceneRenderer(torch.nn.Module):
                 )
                 # the group's packed face index -> the scenes' packed face index
                 index = torch.tensor(group, device=self.device)
-                local_first = torch.tensor([0] + [objects[i] for i in group[:-1]]).cumsum(0)
+                local_first = torch.tensor(
+                    [0] + [objects[i] for i in group[:-1]], device=self.device
+                ).cumsum(0)
                 offset = torch.tensor(first_face, device=self.device)[index] - local_first
                 member = torch.arange(len(group), device=self.device)[:, None, None, None]
                 pix_to_face = torch.where(pix_to_face >= 0, pix_to_face + offset[member], -1)

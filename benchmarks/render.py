@@ -8,8 +8,10 @@ call (median of --repeats, after one warm-up) and a loop that renders 8 of the s
 at a time, and prints a Markdown table: scenes per second both ways, their ratio (what
 batching buys) and the peak memory of the batched call (CUDA: torch.cuda's peak
 allocation; CPU: peak growth of the process's resident set, sampled every millisecond).
-`--profile` adds where the time goes: mesh building in Python (SceneRenderer.meshes), the
-rasteriser, shading and blending, and the backward pass.
+`--profile` adds where the time goes: mesh building and projection, PyTorch3D's rasteriser
+choosing the faces, the fragments' geometry, shading and blending, and the backward pass.
+`--training` adds one row per training stage: optimiser steps per second of a sleep step
+and an ELBO step at the training config's batch sizes.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from functools import partial
 
 import numpy as np
 import torch
+from pytorch3d.structures import Meshes
 
+from air3d.model.config import ModelConfig
+from air3d.model.training import TrainConfig, Trainee
 from air3d.renderer import (
     Scene,
     SceneBatch,
     SceneRenderer,
     ShapeLibrary,
+    World,
     load_shape_library,
     load_world,
 )
@@ -56,7 +62,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _scenes(shapes: ShapeLibrary, objects: int, n: int, seed: int = 0) -> list[Scene]:
+def _scenes(shapes: ShapeLibrary, objects: int | None, n: int, seed: int = 0) -> list[Scene]:
+    """n scenes from the prior with exactly `objects` objects (None: the prior's count)."""
     world, rng = load_world(), np.random.default_rng(seed)
     return [sample_scene(world, shapes, rng, count=objects) for _ in range(n)]
 
@@ -177,17 +184,20 @@ def profile(
     """Median seconds of each stage of one batched render, per mode, as a Markdown table."""
     batch = SceneBatch.from_scenes(_scenes(shapes, objects, size), shapes).to(device)
     lines = [
-        f"| mode (batch {size}, {objects} objects) | meshes (Python) | rasterise "
-        "| shade + blend + composite | backward | total fwd+bwd |",
+        f"| mode (batch {size}, {objects} objects) | meshes + projection (Python) "
+        "| PyTorch3D rasteriser (faces per pixel) | fragments + shade + blend + composite "
+        "| backward | total fwd+bwd |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for mode in ("crisp", "soft"):
-        rasterizer = renderer._renderers[mode].rasterizer  # PyTorch3D MeshRasterizer
-        ground = mode == "crisp"  # soft mode rasterises the objects only
-        meshes = renderer.meshes(batch, ground=ground)
-        t_mesh = _median_seconds(partial(renderer.meshes, batch, ground=ground), device, repeats)
-        with torch.no_grad():
-            t_raster = _median_seconds(partial(rasterizer, meshes), device, repeats)
+
+        def build() -> Meshes:
+            return renderer.project(renderer.meshes(batch, ground=False))
+
+        ndc = build()
+        t_mesh = _median_seconds(build, device, repeats)
+        raster = partial(renderer.rasterize, ndc, renderer.object_faces(batch), mode)
+        t_raster = _median_seconds(raster, device, repeats)
         t_forward = _median_seconds(partial(_step, renderer, batch, mode, False), device, repeats)
         t_total = _median_seconds(partial(_step, renderer, batch, mode, True), device, repeats)
         t_shade = t_forward - t_mesh - t_raster
@@ -196,6 +206,40 @@ def profile(
             f"| {(t_total - t_forward) * 1e3:.1f} ms | {t_total * 1e3:.1f} ms |"
         )
     return "\n".join(lines)
+
+
+def training(
+    world: World, shapes: ShapeLibrary, renderer: SceneRenderer, device: torch.device,
+    repeats: int,
+) -> list[str]:  # fmt: skip
+    """Table rows: one optimiser step of each training stage (TrainConfig's batch sizes,
+    the default ModelConfig, scenes from the prior) timed end to end: q, the objective
+    (the ELBO's soft render), backward and Adam."""
+    config = TrainConfig()
+    torch.manual_seed(0)
+    trainee = Trainee(ModelConfig(), world, shapes).to(device)
+    optimizer = torch.optim.Adam(trainee.parameters(), lr=config.elbo_lr)
+    rows = []
+    for stage, size in (("sleep", config.batch_size), ("elbo", config.elbo_batch_size)):
+        batch = SceneBatch.from_scenes(_scenes(shapes, None, size), shapes).to(device)
+        with torch.no_grad():
+            images = renderer(batch)
+
+        def step(stage: str = stage, images: torch.Tensor = images, batch=batch) -> None:
+            terms = trainee(stage, images, batch, renderer, world)
+            loss = terms["loss"] if stage == "sleep" else (
+                terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
+            )  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        seconds = _median_seconds(step, device, repeats)
+        rows.append(
+            f"| train: {stage} step | q + objective + backward + Adam | prior (0-3) | {size} "
+            f"| {size / seconds:.1f} images/s = {1 / seconds:.2f} steps/s | — | — | — |"
+        )
+    return rows
 
 
 def machine(device: torch.device) -> str:
@@ -220,6 +264,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16,64")
     parser.add_argument("--objects", default="1,3")
     parser.add_argument("--profile", action="store_true", help="also time each render stage")
+    parser.add_argument("--training", action="store_true", help="also time training steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -231,6 +276,7 @@ def main() -> None:
     started = time.perf_counter()
     rows = measure(renderer, shapes, device, args.repeats, batches, objects_list)
     stages = profile(renderer, shapes, device, args.repeats) if args.profile else None
+    train_rows = training(world, shapes, renderer, device, args.repeats) if args.training else []
     load_after = os.getloadavg()
     print()
     print(f"device: {device}; {machine(device)}; {world.image_size}x{world.image_size}")
@@ -239,7 +285,7 @@ def main() -> None:
         f"median of {args.repeats} runs; took {time.perf_counter() - started:.0f} s"
     )
     print()
-    print(table(rows, device))
+    print("\n".join([table(rows, device), *train_rows]))
     if stages:
         print()
         print(stages)

@@ -18,6 +18,23 @@ differences and its images match crisp ones away from edges:
   SoftRas' two-sided sigmoid gives coverage 1/2 on every edge between two faces of the
   same object, which draws the mesh's triangles as faint lines that move with yaw. The
   cost: silhouettes grow by about half a pixel.
+
+Where the time goes on CPU, and what this module does about it:
+- PyTorch3D's rasteriser picks the faces (pix_to_face) without autograd; the fragments'
+  geometry (depth, barycentrics, distances) is recomputed for the covered fragments in
+  batched torch ops (fragments.py), whose backward is vectorised. PyTorch3D's own CPU
+  backward works pixel by pixel and was ~77% of a soft step.
+- Shading is flat: the meshes have one normal per face (unshared vertices), so Phong
+  shading at every fragment (what SoftPhongShader and HardPhongShader do) gives each face
+  one colour. It is computed once per face and gathered through pix_to_face. Exact while
+  the world's light has no specular term; with one, the highlight is evaluated at the
+  face centre.
+- Crisp mode, like soft mode, rasterises the objects only and paints them over the
+  fixed image of the empty ground: the ground quad covered every pixel.
+- PyTorch3D's naive CPU rasteriser costs about a microsecond per pixel and mesh whatever
+  the faces (it has no CPU binning), so each object is rasterised alone in a small
+  window around its screen box, and the windows' fragments are merged (`rasterize`).
+Timings and what remains: benchmarks/RESULTS.md (Renderer).
 """
 
 from __future__ import annotations
@@ -26,26 +43,25 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pytorch3d.renderer import (
     BlendParams,
-    DirectionalLights,
     FoVPerspectiveCameras,
-    HardPhongShader,
-    Materials,
     MeshRasterizer,
-    MeshRenderer,
-    RasterizationSettings,
-    SoftPhongShader,
     TexturesVertex,
     look_at_view_transform,
 )
+from pytorch3d.renderer.blending import softmax_rgb_blend
+from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.structures import Meshes
 
+from air3d.renderer.fragments import fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
 from air3d.renderer.world import World
 
 RenderMode = Literal["crisp", "soft"]
+MODES = ("crisp", "soft")
 
 
 class SceneRenderer(torch.nn.Module):
@@ -64,51 +80,31 @@ class SceneRenderer(torch.nn.Module):
             torch.zeros(0, 3, dtype=torch.long, device=self.device),
             torch.zeros(0, 3, device=self.device),
         )
-        self._renderers = {mode: self._make_renderer(mode) for mode in ("crisp", "soft")}
-        with torch.no_grad():  # what soft mode composites its objects over, (H, W, 3)
-            empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
-            self._ground_image = self._renderers["crisp"](empty)[0, ..., :3]
-
-    def _make_renderer(self, mode: RenderMode) -> MeshRenderer:
-        world, cam = self.world, self.world.camera
+        cam = world.camera
         R, T = look_at_view_transform(
             eye=(cam.position,), at=(cam.look_at,), up=(cam.up,), device=self.device
         )
-        cameras = FoVPerspectiveCameras(
+        self.cameras = FoVPerspectiveCameras(
             R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=self.device
         )
+        self._projector = MeshRasterizer(cameras=self.cameras)  # world -> NDC (its transform)
         light = world.light
-        lights = DirectionalLights(
-            direction=(light.direction,),
-            ambient_color=((light.ambient,) * 3,),
-            diffuse_color=((light.diffuse,) * 3,),
-            specular_color=((light.specular,) * 3,),
-            device=self.device,
+        self._light_direction = F.normalize(
+            torch.tensor(light.direction, device=self.device), dim=0
         )
-        materials = Materials(shininess=1.0, device=self.device)
+        self._eye = torch.tensor(cam.position, device=self.device)
         soft = world.rendering
-        if mode == "soft":
-            blend = BlendParams(soft.soft_sigma, soft.soft_gamma, world.background)
-            # Pixels farther than this from a face get (almost) no weight from it. The cut
-            # is at 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the
-            # faces behind it even at that weight, and dropping it would jump the colour.
-            blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
-            settings = RasterizationSettings(
-                image_size=world.image_size,
-                blur_radius=blur,
-                faces_per_pixel=soft.soft_faces_per_pixel,
-                bin_size=0,  # naive rasterisation: faster than binning for small images
-                perspective_correct=False,
-                cull_backfaces=True,  # back faces only take faces_per_pixel slots
-            )
-            shader = SoftPhongShader(self.device, cameras, lights, materials, blend)
-        else:
-            blend = BlendParams(background_color=world.background)
-            settings = RasterizationSettings(
-                image_size=world.image_size, blur_radius=0.0, faces_per_pixel=1, bin_size=0
-            )
-            shader = HardPhongShader(self.device, cameras, lights, materials, blend)
-        return MeshRenderer(MeshRasterizer(cameras=cameras, raster_settings=settings), shader)
+        self._blend = BlendParams(soft.soft_sigma, soft.soft_gamma, world.background)
+        # Pixels farther than this from a face get (almost) no weight from it. The cut is at
+        # 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the faces behind
+        # it even at that weight, and dropping it would jump the colour.
+        self._blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
+        background = torch.tensor(world.background, device=self.device)
+        size = world.image_size
+        with torch.no_grad():  # what both modes paint their objects over, (H, W, 3)
+            empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
+            ground = [self._ground[1].shape[0]]  # the quad's faces, one object
+            self._ground_image = self._paint(empty, ground, background.expand(size, size, 3))[0]
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
         """One mesh per scene: the ground (unless ground=False) plus every present object, posed.
@@ -135,24 +131,194 @@ class SceneRenderer(torch.nn.Module):
         return _join(verts, faces, colors)
 
     def forward(self, batch: SceneBatch, mode: RenderMode = "crisp") -> torch.Tensor:
-        if mode not in self._renderers:
+        if mode not in MODES:
             raise ValueError(f"unknown render mode {mode!r}; known: crisp, soft")
         if len(batch) == 0:
             return self._ground_image.new_zeros(0, *self._ground_image.shape).permute(0, 3, 1, 2)
-        if mode == "crisp":
-            images = self._renderers[mode](self.meshes(batch))[..., :3]  # (B, H, W, 3)
-        elif not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
+        if not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
             images = self._ground_image.expand(len(batch), -1, -1, -1)
+        elif mode == "crisp":
+            objects = self.object_faces(batch)
+            images = self._paint(self.meshes(batch, ground=False), objects, self._ground_image)
         else:
-            renderer, meshes = self._renderers[mode], self.meshes(batch, ground=False)
-            fragments = renderer.rasterizer(meshes)
-            rgb = renderer.shader(fragments, meshes)[..., :3]  # (B, H, W, 3)
-            alpha = _silhouette(fragments.pix_to_face, fragments.dists, self.world)  # (B, H, W, 1)
-            images = alpha * rgb + (1.0 - alpha) * self._ground_image
+            images = self._soft(self.meshes(batch, ground=False), self.object_faces(batch))
         return images.permute(0, 3, 1, 2).clamp(0.0, 1.0)
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
         return self(SceneBatch.from_scenes(scenes, self.shapes), mode)
+
+    def project(self, meshes: Meshes) -> Meshes:
+        """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it."""
+        return self._projector.transform(meshes)
+
+    def rasterize(self, ndc: Meshes, objects: list[int], mode: RenderMode) -> torch.Tensor:
+        """PyTorch3D's choice of faces for scenes in NDC: pix_to_face (B, H, W, K), -1 empty.
+
+        `objects` splits each scene's packed faces into objects: its face counts in packing
+        order, all scenes in turn. Crisp: the nearest face, back faces included (as
+        PyTorch3D's default). Soft: the `soft_faces_per_pixel` nearest faces within the
+        blur radius, back faces culled (they would only take slots).
+
+        PyTorch3D has no CPU binning, and its naive rasteriser tests every face of a mesh
+        at every pixel. So each object is rasterised alone, in a square window of the image
+        that holds its screen box grown by the blur radius (`_windows`): the window is an
+        affine map of NDC x and y, which leaves depth and the order of faces unchanged and
+        scales squared distances by the map's scale squared. Objects with equal window
+        sides share one rasteriser call. Each pixel then keeps the K nearest of its
+        objects' fragments (`_merge`): the K nearest of the scene.
+        """
+        soft = mode == "soft"
+        size = self.world.image_size
+        blur = self._blur if soft else 0.0
+        with torch.no_grad():
+            face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
+            counts = torch.tensor(objects, device=self.device)
+            object_of = torch.repeat_interleave(
+                torch.arange(len(objects), device=self.device), counts
+            )
+            scene_of = ndc.faces_packed_to_mesh_idx()[counts.cumsum(0) - counts]  # (n,)
+            windows, origins = _windows(face_verts, object_of, len(objects), size, blur)
+            first_face = (counts.cumsum(0) - counts).tolist()
+            found = []  # per window size: (pix_to_face in scene faces, zbuf, origin, scene)
+            for window in sorted(set(windows.tolist())):
+                group = (windows == window).nonzero()[:, 0].tolist()
+                scale = size / window
+                crops = []
+                for i in group:  # the object's faces moved into its window
+                    v = face_verts[first_face[i] : first_face[i] + objects[i]]
+                    shift = 1.0 - scale + 2.0 * origins[i] / window  # NDC x, y offsets
+                    xy = v[..., :2] * scale + shift
+                    crops.append(torch.cat([xy, v[..., 2:]], -1).reshape(-1, 3))
+                faces = [torch.arange(len(v), device=self.device).reshape(-1, 3) for v in crops]
+                pix_to_face, zbuf, _, _ = rasterize_meshes(
+                    Meshes(crops, faces),
+                    image_size=window,
+                    blur_radius=blur * scale**2,
+                    faces_per_pixel=self.world.rendering.soft_faces_per_pixel if soft else 1,
+                    bin_size=0,
+                    perspective_correct=False,
+                    clip_barycentric_coords=soft,  # clamped barycentrics' depth orders the K
+                    cull_backfaces=soft,
+                )
+                # the group's packed face index -> the scenes' packed face index
+                index = torch.tensor(group, device=self.device)
+                local_first = torch.tensor(
+                    [0] + [objects[i] for i in group[:-1]], device=self.device
+                ).cumsum(0)
+                offset = torch.tensor(first_face, device=self.device)[index] - local_first
+                member = torch.arange(len(group), device=self.device)[:, None, None, None]
+                pix_to_face = torch.where(pix_to_face >= 0, pix_to_face + offset[member], -1)
+                found.append((pix_to_face, zbuf, origins[index].long(), scene_of[index]))
+            return _merge(found, len(ndc), size)
+
+    def object_faces(self, batch: SceneBatch) -> list[int]:
+        """Face counts of the batch's objects in the order meshes() packs them (scene by
+        scene, shapes in manifest order, then slots): the `objects` of rasterize."""
+        present = batch.present.nonzero()  # (n, 2): scene, slot; row-major
+        shape = batch.shape[present[:, 0], present[:, 1]]
+        key = present[:, 0] * len(self._templates) + shape
+        order = torch.sort(key, stable=True).indices
+        per_shape = torch.tensor([f.shape[0] for _, f in self._templates])
+        return per_shape[shape[order].cpu()].tolist()
+
+    def face_colors(self, meshes: Meshes) -> torch.Tensor:
+        """Each face's lit colour (F, 3): Phong shading with the world's light, once per face.
+
+        ambient + diffuse * max(0, n . l), times the face colour, plus the specular term
+        (shininess 1) seen from the camera at the face centre. Differentiable in the vertices.
+        """
+        light = self.world.light
+        faces = meshes.faces_packed()
+        verts = meshes.verts_packed()[faces]  # (F, 3, 3)
+        albedo = meshes.textures.verts_features_packed()[faces[:, 0]]  # (F, 3)
+        # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
+        # its CPU backward gives a gradient for a pure translation along z.
+        normals = F.normalize(
+            torch.cross(verts[:, 1] - verts[:, 0], verts[:, 2] - verts[:, 0], dim=-1), dim=-1
+        )
+        cos = (normals * self._light_direction).sum(-1, keepdim=True)  # (F, 1)
+        colors = (light.ambient + light.diffuse * cos.clamp(min=0.0)) * albedo
+        if light.specular:
+            view = F.normalize(self._eye - verts.mean(1), dim=-1)
+            reflect = 2.0 * cos * normals - self._light_direction
+            shine = ((view * reflect).sum(-1, keepdim=True).clamp(min=0.0)) * (cos > 0)
+            colors = colors + light.specular * shine
+        return colors
+
+    def _paint(self, meshes: Meshes, objects: list[int], under: torch.Tensor) -> torch.Tensor:
+        """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
+        pix_to_face = self.rasterize(self.project(meshes), objects, "crisp")[..., 0]
+        colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
+        return torch.where((pix_to_face >= 0)[..., None], colors, under)
+
+    def _soft(self, meshes: Meshes, objects: list[int]) -> torch.Tensor:
+        """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
+        ndc = self.project(meshes)
+        # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
+        # would cache a copy without autograd history.
+        face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
+        pix_to_face = self.rasterize(ndc, objects, "soft")
+        frags = fragments(face_verts, pix_to_face, clip_bary=True)
+        colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, K, 3)
+        cam = self.world.camera
+        rgb = softmax_rgb_blend(colors, frags, self._blend, cam.znear, cam.zfar)[..., :3]
+        alpha = _silhouette(pix_to_face, frags.dists, self.world)  # (B, H, W, 1)
+        return alpha * rgb + (1.0 - alpha) * self._ground_image
+
+
+def _windows(
+    face_verts: torch.Tensor, object_of: torch.Tensor, n: int, size: int, blur: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each object's rasterisation window: its side in pixels (n,), a multiple of 4 (so
+    that objects share few window sizes, one rasteriser call each), and its origin (n, 2),
+    the (column, row) of its top-left pixel, placed to hold the object's screen box grown
+    by the blur radius (plus a pixel for rounding) and to stay inside the image."""
+    xy = face_verts[..., :2].reshape(-1, 2)  # (3F, 2) NDC
+    owner = object_of.repeat_interleave(3)[:, None].expand(-1, 2)
+    low = xy.new_full((n, 2), torch.inf).scatter_reduce(0, owner, xy, "amin")
+    high = xy.new_full((n, 2), -torch.inf).scatter_reduce(0, owner, xy, "amax")
+    reach = math.sqrt(blur)
+    # NDC u at pixel p (+u is left and up): u = 1 - (2p + 1) / size, so p = (size (1 - u) - 1) / 2
+    first = torch.floor((size * (1.0 - high - reach) - 1.0) / 2.0) - 1.0  # (n, 2) col, row
+    last = torch.ceil((size * (1.0 - low + reach) - 1.0) / 2.0) + 1.0
+    first, last = first.clamp(0, size - 1), last.clamp(0, size - 1)
+    extent = (last - first + 1).amax(1)  # (n,)
+    window = (torch.ceil(extent / 4) * 4).clamp(1, size)
+    return window.long(), torch.minimum(first, (size - window)[:, None])
+
+
+def _merge(
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    scenes: int,
+    size: int,
+) -> torch.Tensor:
+    """Objects' window fragments to the scenes' K nearest per pixel (B, H, W, K).
+
+    `found` holds, per window size w, the objects' pix_to_face and zbuf (n, w, w, K),
+    their origins (n, 2) and scenes (n,).
+
+    Works on the covered fragments alone: sorted by depth, then (stably) by pixel, each
+    pixel's fragments come nearest first, and the first K of each pixel are kept.
+    """
+    k = found[0][0].shape[-1]
+    pixels, faces, depths = [], [], []
+    for pix_to_face, zbuf, origin, scene_of in found:
+        obj, row, col, slot = (pix_to_face >= 0).nonzero().unbind(1)
+        pixels.append((scene_of[obj] * size + origin[obj, 1] + row) * size + origin[obj, 0] + col)
+        faces.append(pix_to_face[obj, row, col, slot])
+        depths.append(zbuf[obj, row, col, slot])
+    pixel, faces = torch.cat(pixels), torch.cat(faces)
+    order = torch.sort(torch.cat(depths), stable=True).indices
+    order = order[torch.sort(pixel[order], stable=True).indices]
+    pixel, faces = pixel[order], faces[order]
+    position = torch.arange(len(pixel), device=pixel.device)
+    first = torch.ones_like(pixel, dtype=torch.bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    rank = position - torch.where(first, position, 0).cummax(0).values  # place in its pixel
+    kept = rank < k
+    out = faces.new_full((scenes * size * size * k,), -1)
+    out[pixel[kept] * k + rank[kept]] = faces[kept]
+    return out.reshape(scenes, size, size, k)
 
 
 def _silhouette(pix_to_face: torch.Tensor, dists: torch.Tensor, world: World) -> torch.Tensor:

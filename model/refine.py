@@ -31,7 +31,7 @@ MAX_REFINE_STEPS = 50  # largest K the CLI and the service accept (about 0.1 s p
 class RefineConfig:
     lr: float = 0.01  # Adam step: world units for x, z (~0.2 px), radians for yaw (~0.6 deg)
     faces_per_pixel: int = 3  # soft rendering in the ascent (the world's 8 are for training)
-    residual_blur_px: float = 1.5  # blur of |x - render| before its peak proposes an object
+    residual_blur_px: float = 3.0  # blur (px) of |x - render|: peaks at blob centres, not edges
     add_yaws: int = 4  # yaws tried for a proposed object, evenly over 90 degrees
 
     def __post_init__(self) -> None:
@@ -92,16 +92,32 @@ class Refiner:
         return _where(self.search.score(a, target) > self.search.score(b, target), a, b)
 
     def _drop(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
+        """Drops the object whose absence raises the score most, while one does."""
+        B, N = batch.present.shape
         score = self.search.score(batch, target)
-        for n in range(batch.present.shape[1]):
-            if not batch.present[:, n].any():
-                continue
-            present = batch.present.clone()
-            present[:, n] = False
-            trial = SceneBatch(batch.shape, present, batch.xz, batch.yaw)
-            trial_score = self.search.score(trial, target)
-            better = trial_score > score  # scenes where slot n was empty score the same
-            batch, score = _where(better, trial, batch), torch.where(better, trial_score, score)
+        for _ in range(N):
+            # Trials (B * N), scene-major: scene b without slot n.
+            present = batch.present.repeat_interleave(N, 0)
+            present[torch.arange(B * N), torch.arange(N).repeat(B)] = False
+            trial = SceneBatch(
+                batch.shape.repeat_interleave(N, 0),
+                present,
+                batch.xz.repeat_interleave(N, 0),
+                batch.yaw.repeat_interleave(N, 0),
+            )
+            log_lik = self.search.log_likelihood(trial, target.repeat_interleave(N, 0))
+            log_lik, scores = log_lik.view(B, N), (log_lik + self.prior.log_prob(trial)).view(B, N)
+            # A scene that breaks the minimum separation (q stacked two steps on one object)
+            # scores -inf, and so may every single drop: it drops the object that the
+            # likelihood misses least, one a round, until it is a valid scene.
+            infeasible = score == -math.inf
+            best = torch.where(infeasible[:, None], log_lik, scores).argmax(1)
+            best_score = scores.gather(1, best[:, None])[:, 0]
+            better = (best_score > score) | infeasible  # dropping an empty slot changes nothing
+            if not better.any():
+                break
+            batch = _where(better, take(trial, torch.arange(B) * N + best), batch)
+            score = torch.where(better, best_score, score)
         return batch
 
     def _add(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:

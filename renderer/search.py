@@ -55,6 +55,8 @@ class SceneSearch:
         and yaw), so it adds no gradient: its support is kept by projecting the positions
         back into the workspace after each step.
         """
+        if not batch.present.any():  # nothing to move (and a render without gradient)
+            return batch
         xz = batch.xz.clone().requires_grad_(True)
         yaw = batch.yaw.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([xz, yaw], lr=lr)
@@ -95,8 +97,12 @@ class SceneSearch:
             )
             per_trial = target if len(target) == 1 else target.repeat_interleave(S, 0)
             scores = self.score(trial, per_trial)
-            best = scores.view(B, S).argmax(1)
-            shape[:, n] = torch.where(batch.present[:, n], best, shape[:, n])
+            scores = scores.view(B, S)
+            best_score, best = scores.max(1)
+            current = scores.gather(1, shape[:, n : n + 1])[:, 0]
+            # Strictly better only: on ties (e.g. a scene at -inf) the shape stays.
+            change = batch.present[:, n] & (best_score > current)
+            shape[:, n] = torch.where(change, best, shape[:, n])
         return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
 
 

@@ -7,9 +7,10 @@ import time
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 
 from air3d.images import ImageError, ImageTooLargeError, UnsupportedImageError, decode_image
+from air3d.model.refine import MAX_REFINE_STEPS
 from air3d.service.batching import QueueFullError
 from air3d.service.deps import get_state, require_api_key
 from air3d.service.routes.errors import responses
@@ -18,18 +19,27 @@ from air3d.service.state import ServiceState
 
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)])
 RETRY_AFTER_S = 1
+RefineQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_REFINE_STEPS,
+        description="render-and-compare steps after q's answer (0: plain AIR; each costs time)",
+    ),
+]
 
 
 @router.post("/infer", response_model=InferOut, responses=responses(400, 401, 413, 415, 503))
 async def infer_image(
     image: Annotated[UploadFile, File(description="a PNG or JPEG, any size")],
     state: Annotated[ServiceState, Depends(get_state)],
+    refine: RefineQuery = 0,
 ) -> dict:
     """The objects in one image (resized to the model's square input, aspect not kept)."""
     started = time.perf_counter()
     tensor = await _decode(image, "image", state)
     decoded = time.perf_counter()
-    [result] = await _infer(state, [tensor])
+    [result] = await _infer(state, [tensor], refine)
     return {
         **state.inference_json(result),
         "model": state.model_json(),
@@ -43,6 +53,7 @@ async def infer_image(
 async def infer_batch(
     images: Annotated[list[UploadFile], File(description="PNG or JPEG files, any size")],
     state: Annotated[ServiceState, Depends(get_state)],
+    refine: RefineQuery = 0,
 ) -> dict:
     """The objects in each image, one result per image in upload order."""
     started = time.perf_counter()
@@ -51,7 +62,7 @@ async def infer_batch(
         raise HTTPException(413, f"images: {len(images)} files; at most {limit} per request")
     tensors = [await _decode(upload, f"images[{i}]", state) for i, upload in enumerate(images)]
     decoded = time.perf_counter()
-    results = await _infer(state, tensors)
+    results = await _infer(state, tensors, refine)
     return {
         "results": [state.inference_json(result) for result in results],
         "model": state.model_json(),
@@ -75,7 +86,9 @@ async def _decode(upload: UploadFile, field: str, state: ServiceState) -> torch.
         raise HTTPException(400, f"{field}: {error}") from None
 
 
-async def _infer(state: ServiceState, tensors: list[torch.Tensor]) -> list:
+async def _infer(state: ServiceState, tensors: list[torch.Tensor], refine: int = 0) -> list:
+    if refine:  # refinement runs per request, beside the batcher (its answers depend on K)
+        return await asyncio.to_thread(state.predictor.infer, torch.stack(tensors), refine)
     try:
         return await state.batcher.submit(tensors)
     except QueueFullError as error:

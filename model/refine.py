@@ -33,15 +33,16 @@ class RefineConfig:
     faces_per_pixel: int = 3  # soft rendering in the ascent (the world's 8 are for training)
     residual_blur_px: float = 3.0  # blur (px) of |x - render|: peaks at blob centres, not edges
     add_yaws: int = 4  # yaws tried for a proposed object, evenly over 90 degrees
+    add_min_residual: float = 0.15  # no proposal where the blurred residual peaks below this
+    add_grid_step: float = 0.1  # world units (~2 px) between the 3 x 3 positions tried for it
 
     def __post_init__(self) -> None:
-        for name in ("lr", "faces_per_pixel", "add_yaws"):
+        for name in ("lr", "faces_per_pixel", "add_yaws", "add_grid_step"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"RefineConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.residual_blur_px < 0:
-            raise ValueError(
-                f"RefineConfig.residual_blur_px must be >= 0, got {self.residual_blur_px}"
-            )
+        for name in ("residual_blur_px", "add_min_residual"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RefineConfig.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def check_refine_steps(steps: int) -> None:
@@ -68,6 +69,9 @@ class Refiner:
         self.search = SceneSearch(renderer, self.prior)
         self._projection = projection_matrix(world)
         self._heights = [spec.height for spec in shapes.specs]
+        step = self.config.add_grid_step
+        offsets = torch.tensor([-step, 0.0, step])
+        self._grid = torch.cartesian_prod(offsets, offsets)  # (9, 2) around the peak, x and z
 
     def refine(self, images: torch.Tensor, batch: SceneBatch, steps: int) -> SceneBatch:
         check_refine_steps(steps)
@@ -111,7 +115,8 @@ class Refiner:
             # scores -inf, and so may every single drop: it drops the object that the
             # likelihood misses least, one a round, until it is a valid scene.
             infeasible = score == -math.inf
-            best = torch.where(infeasible[:, None], log_lik, scores).argmax(1)
+            key = torch.where(infeasible[:, None], log_lik, scores)
+            best = key.masked_fill(~batch.present, -math.inf).argmax(1)
             best_score = scores.gather(1, best[:, None])[:, 0]
             better = (best_score > score) | infeasible  # dropping an empty slot changes nothing
             if not better.any():
@@ -121,18 +126,22 @@ class Refiner:
         return batch
 
     def _add(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
-        """A new object in the first empty slot, at the peak of what the scene leaves
-        unexplained, in every shape and `add_yaws` yaws: the best, where it scores higher."""
-        free = ~batch.present  # (B, N)
-        if not free.any():
-            return batch
-        B, N = batch.present.shape
-        S, Y = len(self._heights), self.config.add_yaws
+        """A new object in the first empty slot, where it scores higher: placed at the peak
+        of what the scene leaves unexplained, its shape and yaw the likeliest there of every
+        shape and `add_yaws` yaws, then its position the best of a small grid around the
+        peak (the peak of a blurred blob sits off the object's centre, and a guess too near
+        another object breaks the prior's minimum separation)."""
+        S, Y, cfg = len(self._heights), self.config.add_yaws, self.config
         with torch.no_grad():
             rendered = self.search.renderer(batch, "crisp")
-        residual = blur(
-            (target - rendered).abs().sum(1, keepdim=True), self.config.residual_blur_px
-        )
+        unexplained = (target - rendered).abs().sum(1, keepdim=True)  # (B, 1, S, S)
+        residual = blur(unexplained, cfg.residual_blur_px)
+        free = ~batch.present  # (B, N)
+        tried = free.any(1) & (residual.flatten(1).amax(1) >= cfg.add_min_residual)
+        if not tried.any():
+            return batch
+        kept, batch, target, residual = batch, take(batch, tried), target[tried], residual[tried]
+        free = free[tried]
         size = residual.shape[-1]
         peak = residual.flatten(1).argmax(1)  # (B,)
         pixel = torch.stack([peak % size, peak // size], -1).float() + 0.5  # (column, row)
@@ -140,29 +149,58 @@ class Refiner:
         xz = torch.stack(  # (B, S, 2): where each shape would stand to appear there
             [unproject_to_plane(uv, self._projection, h / 2) for h in self._heights], 1
         )
-        self.prior.clamp_to_workspace(xz)
-        # Trials (B * S * Y), scene-major: scene b, shape s, yaw y.
-        rows = torch.arange(B * S * Y, device=self.device)
-        slot = free.float().argmax(1).repeat_interleave(S * Y)  # first empty slot
-        shape = batch.shape.repeat_interleave(S * Y, 0)
-        shape[rows, slot] = torch.arange(S, device=self.device).repeat_interleave(Y).repeat(B)
-        present = batch.present.repeat_interleave(S * Y, 0)
-        present[rows, slot] = True
-        new_xz = batch.xz.repeat_interleave(S * Y, 0)
-        new_xz[rows, slot] = xz.repeat_interleave(Y, 1).flatten(0, 1)
-        yaw = batch.yaw.repeat_interleave(S * Y, 0)
-        yaws = torch.arange(Y, device=self.device) * (math.pi / 2 / Y)
-        yaw[rows, slot] = yaws.repeat(B * S)
-        trial = SceneBatch(shape, present, new_xz, yaw)
-        scores = self.search.score(trial, target.repeat_interleave(S * Y, 0)).view(B, S * Y)
+        slot = free.float().argmax(1)  # (B,) first empty slot
+        # 1. Shape and yaw: candidates (B, S * Y), shape-major.
+        shapes = torch.arange(S, device=self.device).repeat_interleave(Y).expand(len(batch), -1)
+        yaws = (torch.arange(Y, device=self.device) * (math.pi / 2 / Y)).repeat(S)
+        trial = self._with_object(
+            batch, slot, shapes, xz.repeat_interleave(Y, 1), yaws.expand(len(batch), -1)
+        )
+        log_lik = self.search.log_likelihood(trial, target.repeat_interleave(S * Y, 0))
+        best = log_lik.view(len(batch), S * Y).argmax(1)  # (B,)
+        shape, yaw = shapes[0][best], yaws[best]
+        # 2. Position: the chosen shape and yaw on a grid around the peak, scored in full.
+        at = xz[torch.arange(len(batch)), shape]  # (B, 2)
+        grid = self._grid.to(at)  # (G, 2)
+        G = len(grid)
+        positions = at[:, None] + grid[None]  # (B, G, 2)
+        self.prior.clamp_to_workspace(positions)
+        trial = self._with_object(
+            batch, slot, shape[:, None].expand(-1, G), positions, yaw[:, None].expand(-1, G)
+        )
+        scores = self.search.score(trial, target.repeat_interleave(G, 0)).view(len(batch), G)
         best_score, best = scores.max(1)
-        chosen = take(trial, torch.arange(B, device=self.device) * S * Y + best)
-        better = free.any(1) & (best_score > self.search.score(batch, target))
-        return _where(better, chosen, batch)
+        chosen = take(trial, torch.arange(len(batch), device=self.device) * G + best)
+        better = best_score > self.search.score(batch, target)
+        added = _where(better, chosen, batch)
+        return _scatter(kept, tried, added)
+
+    @staticmethod
+    def _with_object(
+        batch: SceneBatch, slot: torch.Tensor, shape: torch.Tensor, xz: torch.Tensor, yaw
+    ) -> SceneBatch:
+        """Scene b with one object in `slot[b]`, for each of T candidates: shape (B, T),
+        xz (B, T, 2), yaw (B, T) -> B * T scenes, scene-major."""
+        B, T = shape.shape
+        rows, slots = torch.arange(B * T), slot.repeat_interleave(T)
+        out = [t.repeat_interleave(T, 0) for t in _fields(batch)]
+        out[0][rows, slots] = shape.flatten()
+        out[1][rows, slots] = True
+        out[2][rows, slots] = xz.flatten(0, 1)
+        out[3][rows, slots] = yaw.flatten()
+        return SceneBatch(*out)
 
 
 def _fields(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
     return batch.shape, batch.present, batch.xz, batch.yaw
+
+
+def _scatter(batch: SceneBatch, mask: torch.Tensor, some: SceneBatch) -> SceneBatch:
+    """batch with its scenes where mask (B,) holds replaced by `some`, in order."""
+    out = [t.clone() for t in _fields(batch)]
+    for field, new in zip(out, _fields(some), strict=True):
+        field[mask] = new
+    return SceneBatch(*out)
 
 
 def _where(condition: torch.Tensor, a: SceneBatch, b: SceneBatch) -> SceneBatch:

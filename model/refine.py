@@ -34,12 +34,15 @@ class RefineConfig:
     residual_blur_px: float = 3.0  # blur (px) of |x - render|: peaks at blob centres, not edges
     add_yaws: int = 4  # yaws tried for a proposed object, evenly over 90 degrees
     add_min_residual: float = 0.15  # no proposal where the blurred residual peaks below this
+    tone_gammas: tuple[float, ...] = (1.0, 1.8, 2.2, 2.4)  # tone curves tried per image
     add_grid_step: float = 0.1  # world units (~2 px) between the 3 x 3 positions tried for it
 
     def __post_init__(self) -> None:
         for name in ("lr", "faces_per_pixel", "add_yaws", "add_grid_step"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"RefineConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not self.tone_gammas or min(self.tone_gammas) <= 0:
+            raise ValueError(f"RefineConfig.tone_gammas must be positive, got {self.tone_gammas}")
         for name in ("residual_blur_px", "add_min_residual"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RefineConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -79,12 +82,33 @@ class Refiner:
             return batch
         # Clones: q's answer may be made of inference-mode tensors, which autograd refuses.
         batch = SceneBatch(*(t.to(self.device).clone() for t in _fields(batch)))
-        target = images.to(self.device, torch.float32)
+        target = self.linearise(images.to(self.device, torch.float32), batch)
         batch = self.sweep(batch, target)
         batch = self._better(
             self.search.ascend(batch, target, steps, self.config.lr), batch, target
         )
         return self.sweep(batch, target)
+
+    def linearise(self, images: torch.Tensor, batch: SceneBatch) -> torch.Tensor:
+        """The images through the inverse of the tone curve x = render^(1 / gamma) that best
+        explains q's answer `batch`, gamma from `tone_gammas` per image.
+
+        The pixel likelihood compares absolute values: an image saved with a tone curve
+        (sRGB, as most cameras and renderers write) is worse explained by the true scene
+        than by a wrong one, and refinement on it would chase the look. Estimating this one
+        appearance parameter per image by maximum likelihood keeps it honest; gamma 1 (the
+        renderer's linear look) wins on images like the renderer's own.
+        """
+        gammas = torch.tensor(self.config.tone_gammas, device=images.device)
+        if (gammas == 1.0).all():
+            return images
+        with torch.no_grad():
+            rendered = self.search.renderer(batch, "crisp")
+        clamped = images.clamp(min=0.0)
+        errors = torch.stack(
+            [(clamped**g - rendered).pow(2).flatten(1).sum(1) for g in gammas.tolist()], 1
+        )  # (B, G), in the renderer's linear space
+        return clamped ** gammas[errors.argmin(1)].view(-1, 1, 1, 1)
 
     def sweep(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
         """Swap shapes, drop objects, add one: each kept only where it raises log p(x, z)."""

@@ -62,11 +62,21 @@ def test_refinement_never_scores_below_q(tiny_checkpoint):
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     images = torch.rand(2, 3, 64, 64)
     refiner = predictor.refiner()
-    score = lambda results: refiner.search.score(  # noqa: E731
-        SceneBatch.from_scenes([r.scene() for r in results], predictor.shapes), images
+    as_batch = lambda results: SceneBatch.from_scenes(  # noqa: E731
+        [r.scene() for r in results], predictor.shapes, slots=predictor.world.max_objects
     )
     plain, refined = predictor.infer(images), predictor.infer(images, refine=2)
-    assert (score(refined) >= score(plain)).all()
+    target = refiner.linearise(images, as_batch(plain))  # what refinement compares against
+    assert (refiner.search.score(as_batch(refined), target) >= refiner.search.score(
+        as_batch(plain), target)).all()  # fmt: skip
+
+
+def test_the_tone_curve_is_undone_and_a_linear_image_left_alone(world, shapes, refiner):
+    scene = _scene(shapes, ("cube", 0.2, 0.1, 20.0), ("cone", -0.6, -0.3, 0.0))
+    linear = _render(world, shapes, scene)
+    assert torch.equal(refiner.linearise(linear, scene), linear)
+    toned = linear ** (1 / 2.2)
+    assert torch.allclose(refiner.linearise(toned, scene), linear, atol=1e-5)
 
 
 def test_refine_zero_is_exactly_plain_air(tiny_checkpoint, monkeypatch):

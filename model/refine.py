@@ -2,6 +2,7 @@
 
 q's answer is a good guess made in one pass; the renderer can check it. `Refiner.refine`
 takes the answer (a SceneBatch with one slot per AIR step) and
+0. undoes the image's tone curve (the gamma that best explains q's answer, `linearise`);
 1. sweeps the discrete latents: each object tries every shape; each object is dropped;
    an object is added where the image is least explained (the peak of the blurred
    |x - render(z)|, back-projected onto the ground, in every shape and a few yaws);

@@ -25,7 +25,6 @@ pixels of likelihood.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,15 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from air3d.renderer import (
-    Scene,
-    SceneBatch,
-    SceneRenderer,
-    ShapeLibrary,
-    World,
-    gaussian_log_likelihood,
-)
+from air3d.renderer import Scene, SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.prior_density import PriorDensity
+from air3d.renderer.search import SceneSearch, cat_objects, empty_scene, take
 
 
 @dataclass(frozen=True)
@@ -107,16 +100,16 @@ class AbsPredictor:
         self.max_count = (
             world.max_objects if self.config.max_count is None else self.config.max_count
         )
-        self._full = SceneRenderer(world, shapes, self.device)
-        rendering = replace(world.rendering, soft_faces_per_pixel=self.config.faces_per_pixel)
-        low = replace(world, image_size=self.config.render_size, rendering=rendering)
-        self._low = SceneRenderer(low, shapes, self.device)
         self._rng = np.random.default_rng(self.config.seed)
         self._prior = PriorDensity(world, shapes, self.max_count)
+        self._full = SceneSearch(SceneRenderer(world, shapes, self.device), self._prior)
+        rendering = replace(world.rendering, soft_faces_per_pixel=self.config.faces_per_pixel)
+        low = replace(world, image_size=self.config.render_size, rendering=rendering)
+        self._low = SceneSearch(SceneRenderer(low, shapes, self.device), self._prior)
 
     def warmup(self) -> None:
         with torch.no_grad():
-            self._full(SceneBatch.from_scenes([Scene()], self.shapes), "crisp")
+            self._full.renderer(SceneBatch.from_scenes([Scene()], self.shapes), "crisp")
 
     def infer(self, images: torch.Tensor) -> list[AbsInference]:
         expected = (3, self.image_size, self.image_size)
@@ -128,7 +121,7 @@ class AbsPredictor:
         """Takes one image (3, S, S) to the best scene found for it."""
         target = image[None].to(self.device, torch.float32)  # (1, 3, S, S)
         target_low = F.interpolate(target, size=self.config.render_size, mode="area")
-        carried = _empty(self.device)
+        carried = empty_scene(self.device)
         best: list[tuple[float, SceneBatch]] = [(self._score(carried, target)[0].item(), carried)]
         for _ in range(self.max_count):
             carried, score, scene = self._fit_count(carried, target, target_low)
@@ -148,29 +141,25 @@ class AbsPredictor:
         first), and the best scene refined at full size with its score."""
         cfg = self.config
         candidates = self._propose(carried, target_low)
-        candidates = self._ascend(candidates, target_low, self._low, cfg.steps, cfg.blur_px)
-        candidates = self._sweep_shapes(candidates, target, self._full)
+        candidates = self._low.ascend(
+            candidates, target_low, cfg.steps, cfg.lr, cfg.blur_px, cfg.blur_until, cfg.shape_sweeps
+        )
+        candidates = self._full.sweep_shapes(candidates, target)
         scores = self._score(candidates, target)
-        candidates = _take(candidates, scores.argsort(descending=True))
-        best, best_score = _take(candidates, [0]), scores.max().item()
-        refined = self._ascend(best, target, self._full, cfg.refine_steps, 0.0)
-        refined = self._sweep_shapes(refined, target, self._full)
+        candidates = take(candidates, scores.argsort(descending=True))
+        best, best_score = take(candidates, [0]), scores.max().item()
+        refined = self._full.ascend(
+            best, target, cfg.refine_steps, cfg.lr, shape_sweeps=cfg.shape_sweeps
+        )
+        refined = self._full.sweep_shapes(refined, target)
         refined_score = self._score(refined, target)[0].item()
         if refined_score >= best_score:  # Adam may overshoot: keep whichever is better
             best, best_score = refined, refined_score
         return candidates, best_score, best
 
-    def _log_likelihood(
-        self, batch: SceneBatch, target: torch.Tensor, renderer: SceneRenderer
-    ) -> torch.Tensor:
-        """log p(x | z) of each scene of the batch, (B,), with crisp renders."""
-        with torch.no_grad():
-            rendered = renderer(batch, "crisp")
-        return gaussian_log_likelihood(target.expand_as(rendered), rendered, self.world.pixel_sigma)
-
     def _score(self, batch: SceneBatch, target: torch.Tensor) -> torch.Tensor:
         """log p(x | z) + log p(z) at full size, (B,)."""
-        return self._log_likelihood(batch, target, self._full) + self._prior.log_prob(batch)
+        return self._full.score(batch, target)
 
     def _propose(self, carried: SceneBatch, target_low: torch.Tensor) -> SceneBatch:
         """Each carried scene plus one new object drawn from the prior, `proposals` times in
@@ -178,101 +167,9 @@ class AbsPredictor:
         P, S = self.config.proposals, len(self.shapes)
         rows = torch.arange(len(carried), device=self.device).repeat_interleave(P * S)
         new = self._prior.sample_objects(len(carried) * P, self._rng, self.device)
-        new = _take(new, torch.arange(len(new), device=self.device).repeat_interleave(S))
+        new = take(new, torch.arange(len(new), device=self.device).repeat_interleave(S))
         new.shape[:, 0] = torch.arange(S, device=self.device).repeat(len(carried) * P)
-        grown = _cat_objects(_take(carried, rows), new)
-        scores = self._log_likelihood(grown, target_low, self._low) + self._prior.log_prob(grown)
+        grown = cat_objects(take(carried, rows), new)
+        scores = self._low.score(grown, target_low)
         keep = scores.argsort(descending=True)[: self.config.restarts]
-        return _take(grown, keep)
-
-    def _ascend(
-        self,
-        batch: SceneBatch,
-        target: torch.Tensor,
-        renderer: SceneRenderer,
-        steps: int,
-        blur_px: float,
-    ) -> SceneBatch:
-        """Adam on positions and yaws through the soft renderer, with shape sweeps and a
-        blur of the images annealed from `blur_px` to none (coarse to fine)."""
-        cfg = self.config
-        xz = batch.xz.clone().requires_grad_(True)
-        yaw = batch.yaw.clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([xz, yaw], lr=cfg.lr)
-        sweep_at = {
-            round(steps * (i + 1) / (cfg.shape_sweeps + 1)) for i in range(cfg.shape_sweeps)
-        }
-        shape = batch.shape
-        for step in range(steps):
-            if step in sweep_at:
-                current = SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
-                shape = self._sweep_shapes(current, target, renderer).shape
-            sigma = blur_px * max(0.0, 1.0 - step / max(cfg.blur_until * steps, 1e-9))
-            rendered = renderer(SceneBatch(shape, batch.present, xz, yaw), "soft")
-            observed = target.expand_as(rendered)
-            log_lik = gaussian_log_likelihood(
-                blur(observed, sigma), blur(rendered, sigma), self.world.pixel_sigma
-            )
-            optimiser.zero_grad()
-            (-log_lik.sum()).backward()
-            optimiser.step()
-            with torch.no_grad():
-                self._prior.clamp_to_workspace(xz)
-        return SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
-
-    def _sweep_shapes(
-        self, batch: SceneBatch, target: torch.Tensor, renderer: SceneRenderer
-    ) -> SceneBatch:
-        """One pass over the objects: each takes the shape that scores best, the others fixed."""
-        S, (B, N) = len(self.shapes), batch.shape.shape
-        shape = batch.shape.clone()
-        for n in range(N):
-            variants = shape.repeat_interleave(S, dim=0)  # (B * S, N): scene b, shape s
-            variants[:, n] = torch.arange(S, device=shape.device).repeat(B)
-            trial = SceneBatch(
-                variants,
-                batch.present.repeat_interleave(S, 0),
-                batch.xz.repeat_interleave(S, 0),
-                batch.yaw.repeat_interleave(S, 0),
-            )
-            scores = self._log_likelihood(trial, target, renderer) + self._prior.log_prob(trial)
-            shape[:, n] = scores.view(B, S).argmax(1)
-        return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
-
-
-def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) images with std `sigma` pixels (0: none)."""
-    if sigma <= 0:
-        return images
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    C = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
-
-def _empty(device: torch.device) -> SceneBatch:
-    """One scene with no objects (zero slots)."""
-    return SceneBatch(
-        torch.zeros(1, 0, dtype=torch.long, device=device),
-        torch.zeros(1, 0, dtype=torch.bool, device=device),
-        torch.zeros(1, 0, 2, device=device),
-        torch.zeros(1, 0, device=device),
-    )
-
-
-def _take(batch: SceneBatch, index: torch.Tensor | list[int]) -> SceneBatch:
-    return SceneBatch(batch.shape[index], batch.present[index], batch.xz[index], batch.yaw[index])
-
-
-def _cat_objects(a: SceneBatch, b: SceneBatch) -> SceneBatch:
-    """Scene-wise concatenation of the object slots of two equally long batches."""
-    return SceneBatch(
-        torch.cat([a.shape, b.shape], 1),
-        torch.cat([a.present, b.present], 1),
-        torch.cat([a.xz, b.xz], 1),
-        torch.cat([a.yaw, b.yaw], 1),
-    )
+        return take(grown, keep)

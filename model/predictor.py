@@ -14,7 +14,8 @@ from air3d.assets import ASSETS_DIR
 from air3d.model.build import build_model
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
-from air3d.renderer import Scene, SceneObject, ShapeLibrary, World
+from air3d.model.refine import Refiner, check_refine_steps
+from air3d.renderer import Scene, SceneBatch, SceneObject, ShapeLibrary, World
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
 
@@ -59,9 +60,13 @@ class Predictor:
         name: str,
         checkpoint_hash: str,
         max_objects: int | None = None,
+        refine: int = 0,
     ):
         self.model = model.eval()
         self.max_objects = max_objects  # None: as trained; more lets AIR run extra steps
+        check_refine_steps(refine)
+        self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR
+        self._refiner: Refiner | None = None  # built on first use
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
@@ -69,7 +74,11 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", max_objects: int | None = None
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        max_objects: int | None = None,
+        refine: int = 0,
     ) -> Predictor:
         checkpoint = load_checkpoint(path, "cpu")
         try:
@@ -81,40 +90,57 @@ class Predictor:
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
         name = f"air3d-{config.kind}-{Path(path).stem}"
-        return cls(model.to(device), world, shapes, name, file_hash(path), max_objects)
+        return cls(model.to(device), world, shapes, name, file_hash(path), max_objects, refine)
 
     def warmup(self) -> None:
         self.infer(torch.zeros(1, 3, self.image_size, self.image_size))
 
-    @torch.inference_mode()
-    def infer(self, images: torch.Tensor) -> list[Inference]:
+    def infer(self, images: torch.Tensor, refine: int | None = None) -> list[Inference]:
+        """refine: render-and-compare steps for this call (None: the Predictor's own)."""
         expected = (3, self.image_size, self.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"images must be (B, {expected}) floats; got {tuple(images.shape)}")
+        steps = self.refine if refine is None else refine
+        check_refine_steps(steps)
+        answer, presence, shape_probs = self._ask_q(images)
+        if steps:
+            answer = self.refiner().refine(images, answer, steps).to("cpu")
+        return [self._inference(answer, b, presence[b], shape_probs[b]) for b in range(len(answer))]
+
+    def refiner(self) -> Refiner:
+        if self._refiner is None:
+            steps = self.world.max_objects if self.max_objects is None else self.max_objects
+            self._refiner = Refiner(self.world, self.shapes, steps, device=self.device)
+        return self._refiner
+
+    @torch.inference_mode()
+    def _ask_q(self, images: torch.Tensor) -> tuple[SceneBatch, torch.Tensor, torch.Tensor]:
+        """q's answer, one slot per step, and its presence (B, N) and shape probabilities
+        (B, N, S) per step."""
         out = self.model(images.to(self.device, torch.float32), "mean", self.max_objects)
         presence = torch.sigmoid(out.stack("pres_logit")).cpu()  # (B, N)
         shape_probs = torch.softmax(out.stack("shape_logits"), -1).cpu()  # (B, N, S)
         xz = self.model.latents.squash(out.stack("xz_loc")).cpu()  # (B, N, 2)
-        shape, yaw = out.stack("shape").cpu(), out.stack("yaw").cpu()
-        recurrent = self.model.config.kind == "air"
-        return [
-            self._inference(presence[b], shape_probs[b], xz[b], shape[b], yaw[b], recurrent)
-            for b in range(images.shape[0])
-        ]
+        present = presence > 0.5
+        if self.model.config.kind == "air":  # AIR stops at the first absent step
+            present = present.cumprod(1).bool()
+        answer = SceneBatch(out.stack("shape").cpu(), present, xz, out.stack("yaw").cpu())
+        return answer, presence, shape_probs
 
-    def _inference(self, presence, shape_probs, xz, shape, yaw, recurrent: bool) -> Inference:
+    def _inference(
+        self, answer: SceneBatch, b: int, presence: torch.Tensor, shape_probs: torch.Tensor
+    ) -> Inference:
+        """Scene b of the answer; each object carries q's presence and shape probabilities
+        at its step (an object that refinement added holds q's presence below 0.5)."""
         objects = []
-        for n in range(presence.shape[0]):
-            if presence[n] <= 0.5:
-                if recurrent:
-                    break  # AIR stops at the first absent step
-                continue
-            spec = self.shapes.specs[int(shape[n])]
+        for n in answer.present[b].nonzero()[:, 0].tolist():
+            spec = self.shapes.specs[int(answer.shape[b, n])]
+            x, z = answer.xz[b, n].tolist()
             objects.append(
                 InferredObject(
                     shape=spec.name,
-                    position=(float(xz[n, 0]), spec.height / 2, float(xz[n, 1])),
-                    yaw_deg=math.degrees(float(yaw[n])) % 360.0,
+                    position=(x, spec.height / 2, z),
+                    yaw_deg=math.degrees(float(answer.yaw[b, n])) % 360.0,
                     presence=float(presence[n]),
                     shape_probs={
                         name: float(p)

@@ -39,22 +39,27 @@ class PriorDensity:
         self.log_place = -math.log(ws.width * (ws.z[1] - ws.z[0])) - math.log(2 * math.pi)
 
     def log_prob(self, batch: SceneBatch) -> torch.Tensor:
-        """(B,) log p(z) of scenes whose slots all hold objects (one count per batch);
+        """(B,) log p(z) of the present objects of each scene (empty slots hold nothing);
         -inf where two objects are closer than the minimum separation."""
-        count = batch.present.shape[1]
-        log_count = self.log_count[count] if count < len(self.log_count) else -math.inf
-        log_shape = self.log_shape.to(batch.shape.device)[batch.shape]  # (B, N)
-        log_p = log_count + (log_shape + self.log_place).sum(1)
-        return log_p.masked_fill(self.too_close(batch.xz), -math.inf)
+        device = batch.shape.device
+        log_count = torch.tensor([*self.log_count, -math.inf], device=device)
+        count = batch.present.sum(1).clamp(max=len(self.log_count))  # beyond: the -inf entry
+        log_object = self.log_shape.to(device)[batch.shape] + self.log_place  # (B, N)
+        log_p = log_count[count] + torch.where(batch.present, log_object, 0.0).sum(1)
+        return log_p.masked_fill(self.too_close(batch.xz, batch.present), -math.inf)
 
-    def too_close(self, xz: torch.Tensor) -> torch.Tensor:
-        """(B,) whether any two of the (B, N, 2) positions are under min_separation apart."""
+    def too_close(self, xz: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) whether any two of the (B, N, 2) positions are under min_separation apart;
+        only slots where `present` (B, N) holds count (default: all)."""
         N = xz.shape[1]
         if N < 2:
             return torch.zeros(xz.shape[0], dtype=torch.bool, device=xz.device)
         distance = torch.cdist(xz, xz)  # (B, N, N)
         distance = distance + torch.eye(N, device=xz.device) * self.min_separation
-        return (distance < self.min_separation).flatten(1).any(1)
+        close = distance < self.min_separation
+        if present is not None:
+            close = close & present[:, :, None] & present[:, None, :]
+        return close.flatten(1).any(1)
 
     def sample_objects(self, n: int, rng: np.random.Generator, device: torch.device) -> SceneBatch:
         """n single-object scenes drawn from the prior."""

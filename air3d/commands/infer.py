@@ -17,6 +17,7 @@ from pathlib import Path
 from air3d.batch import current_shard, find_images, merge_shards, process_group, run_inference
 from air3d.batch.infer import DEFAULT_BATCH_SIZE, write_clevr_scenes
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
+from air3d.model.refine import MAX_REFINE_STEPS
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -42,6 +43,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="K",
+        help=f"K render-and-compare steps after q (0..{MAX_REFINE_STEPS}; 0: plain AIR)",
+    )
+    parser.add_argument(
         "--merge", action="store_true", help="only fold shards of OUT into OUT, infer nothing"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         raise ValueError(f"no .png/.jpg/.jpeg images in {', '.join(map(str, args.paths))}")
     shard = current_shard()
-    predictor = Predictor.from_checkpoint(args.checkpoint, shard.device(args.device))
+    device = shard.device(args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device, refine=args.refine)
     with process_group(shard):
         summary = run_inference(
             predictor,

@@ -8,14 +8,16 @@ decode pool.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from PIL import Image
 
 from air3d.images import ImageError, ImageTooLargeError, UnsupportedImageError
+from air3d.model.refine import MAX_REFINE_STEPS
 from air3d.service.admission import RETRY_AFTER_S, TICKET
 from air3d.service.batching import QueueFullError
 from air3d.service.decoding import over_budget, probe
@@ -26,6 +28,14 @@ from air3d.service.state import ServiceState
 
 router = APIRouter(tags=["inference"])
 ERRORS = responses(400, 401, 413, 415, 422, 503)
+RefineQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_REFINE_STEPS,
+        description="render-and-compare steps after q's answer (0: plain AIR; each costs time)",
+    ),
+]
 
 
 @router.post("/infer", response_model=InferOut, responses=ERRORS)
@@ -33,12 +43,13 @@ async def infer_image(
     request: Request,
     image: Annotated[UploadFile, File(description="a PNG or JPEG, at most AIR3D_MAX_PIXELS")],
     state: Annotated[ServiceState, Depends(get_state)],
+    refine: RefineQuery = 0,
 ) -> dict:
     """The objects in one image (resized to the model's square input, aspect not kept)."""
     started = time.perf_counter()
     [tensor] = await _decode_all(state, [("image", image)])
     decoded = time.perf_counter()
-    [result] = await _infer(request, state, [tensor])
+    [result] = await _infer(request, state, [tensor], refine)
     return {
         **state.inference_json(result),
         "model": state.model_json(),
@@ -54,6 +65,7 @@ async def infer_batch(
         File(description="PNG or JPEG files, at most AIR3D_MAX_PIXELS in all"),
     ],
     state: Annotated[ServiceState, Depends(get_state)],
+    refine: RefineQuery = 0,
 ) -> dict:
     """The objects in each image, one result per image in upload order."""
     started = time.perf_counter()
@@ -63,7 +75,7 @@ async def infer_batch(
     fields = [(f"images[{i}]", upload) for i, upload in enumerate(images)]
     tensors = await _decode_all(state, fields)
     decoded = time.perf_counter()
-    results = await _infer(request, state, tensors)
+    results = await _infer(request, state, tensors, refine)
     return {
         "results": [state.inference_json(result) for result in results],
         "model": state.model_json(),
@@ -108,8 +120,12 @@ def _http_error(field: str, error: ImageError) -> HTTPException:
     return HTTPException(400, f"{field}: {error}")
 
 
-async def _infer(request: Request, state: ServiceState, tensors: list[torch.Tensor]) -> list:
+async def _infer(
+    request: Request, state: ServiceState, tensors: list[torch.Tensor], refine: int = 0
+) -> list:
     state.admission.arrive(request.scope.get(TICKET))  # the batcher need not wait for it now
+    if refine:  # refinement runs per request, beside the batcher (its answers depend on K)
+        return await asyncio.to_thread(state.predictor.infer, torch.stack(tensors), refine)
     try:
         return await state.batcher.submit(tensors)
     except QueueFullError as error:

@@ -218,3 +218,20 @@ def test_format_clevr_writes_a_clevr_scenes_file(workdir, tiny_checkpoint, world
 
     back = dict(read_clevr(workdir / "pred.json", world, shapes))
     assert len(back) == 6
+
+
+def test_refine_flag_refines_and_is_bounded(workdir, tiny_checkpoint, capsys):
+    assert cli("infer", "images/000001.png", "--out", "r.jsonl", "--checkpoint", tiny_checkpoint,
+               "--refine", 2, "--no-progress") == 0  # fmt: skip
+    [line] = read_lines(workdir / "r.jsonl")
+    from air3d.images import read_image
+
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, refine=2)
+    [refined] = predictor.infer(read_image("images/000001.png", predictor.image_size)[None])
+    assert line["count"] == refined.to_json()["count"]
+    for got, want in zip(line["objects"], refined.to_json()["objects"], strict=True):
+        assert got["shape"] == want["shape"]
+        assert got["position"] == pytest.approx(want["position"], abs=1e-4)
+    assert cli("infer", "images", "--out", "bad.jsonl", "--checkpoint", tiny_checkpoint,
+               "--refine", 51) == 2  # fmt: skip
+    assert "refine: 51 steps; must be an integer in 0..50" in capsys.readouterr().err

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from air3d.evaluation import AbsConfig, AbsPredictor
-from air3d.evaluation.abs_baseline import blur
 from air3d.evaluation.metrics import xz_distance
 from air3d.renderer import Scene, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.search import blur
 
 TINY = AbsConfig(restarts=2, proposals=8, steps=12, refine_steps=2, max_count=1)
 

@@ -38,3 +38,16 @@ def test_positions_are_clamped_into_the_workspace(world, shapes) -> None:
     PriorDensity(world, shapes).clamp_to_workspace(xz)
     ws = world.workspace
     assert torch.allclose(xz, torch.tensor([[[ws.x[1], ws.z[0]], [0.1, 0.2]]]))
+
+
+def test_empty_slots_hold_nothing(world, shapes) -> None:
+    prior = PriorDensity(world, shapes)
+    full = SceneBatch(torch.tensor([[1]]), torch.ones(1, 1, dtype=torch.bool),
+                      torch.tensor([[[0.3, 0.2]]]), torch.zeros(1, 1))  # fmt: skip
+    # The same one-object scene padded with an empty slot right on top of the object.
+    padded = SceneBatch(torch.tensor([[1, 0]]), torch.tensor([[True, False]]),
+                        torch.tensor([[[0.3, 0.2], [0.3, 0.2]]]), torch.zeros(1, 2))  # fmt: skip
+    assert prior.log_prob(padded).item() == pytest.approx(prior.log_prob(full).item())
+    nothing = SceneBatch(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, dtype=torch.bool),
+                         torch.zeros(1, 2, 2), torch.zeros(1, 2))  # fmt: skip
+    assert prior.log_prob(nothing).item() == pytest.approx(math.log(world.prior.count_probs[0]))

@@ -153,3 +153,24 @@ def test_docs_page_uses_only_local_assets(client):
     for url in urls:
         assert client.get(url).status_code == 200, url
     assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+
+
+def test_infer_refine_passes_through_and_is_bounded(client, predictor):
+    from air3d.images import decode_image
+
+    files = {"image": ("x.png", example_png(1), "image/png")}
+    response = client.post("/infer?refine=2", files=files)
+    assert response.status_code == 200, response.text
+    image = decode_image(example_png(1), predictor.image_size)[None]
+    expected = predictor.infer(image, refine=2)[0].to_json()
+    body = response.json()
+    assert body["count"] == expected["count"]
+    for got, want in zip(body["objects"], expected["objects"], strict=True):
+        assert got["shape"] == want["shape"]
+        assert got["position"] == pytest.approx(want["position"], abs=1e-4)
+    batch = client.post("/infer/batch?refine=2", files=[("images", files["image"])])
+    assert batch.json()["results"][0]["count"] == expected["count"]
+    for bad in (-1, 51, "x"):
+        response = client.post(f"/infer?refine={bad}", files=files)
+        assert response.status_code == 422, response.text
+        assert "refine" in response.json()["detail"], response.text

@@ -323,10 +323,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def to_markdown(report: dict) -> str:
     lines = ["| set | kind | images | flagged not a scene |", "|---|---|---:|---:|"]
+    kinds: dict[str, int] = {}
+    for key in report["flags"]:
+        kinds[key.split("/", 1)[0]] = kinds.get(key.split("/", 1)[0], 0) + 1
     for key, entry in report["flags"].items():
         group, kind = key.split("/", 1)
-        if group == "non_scene_variant":
-            continue
+        if group == "non_scene_variant" or (kind == "all" and kinds[group] == 2):
+            continue  # variants: in the JSON; a group of one kind: its total is that kind
         lines.append(
             f"| {group} | {kind} | {entry['n']} | {entry['flagged']} ({entry['rate']:.1%}) |"
         )

@@ -60,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"calibrated {args.checkpoint} on {calibration.n} valid scenes (seed {args.seed}): "
         f"log-likelihood per pixel min {s[0]:.4f}, median {s[len(s) // 2]:.4f}, max {s[-1]:.4f}; "
-        f"not a scene below {calibration.threshold:.4f} ({args.flag_rate:.1%} of valid scenes)"
+        f"not a scene below {calibration.threshold:.4f} ({args.flag_rate:.2%} of valid scenes)"
     )
     return 0

@@ -45,7 +45,14 @@ def test_one_line_per_image_with_the_model_and_the_infer_fields(workdir, tiny_ch
     assert [line["source"] for line in lines] == SOURCES
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     for line in lines:
-        assert set(line) == {"source", "objects", "count", "model"}
+        assert set(line) == {"source", "objects", "count", "fit", "model"}
+        assert set(line["fit"]) == {
+            "score",
+            "log_likelihood_per_pixel",
+            "not_a_scene",
+            "calibrated",
+        }
+        assert line["fit"]["calibrated"] is False  # the tiny checkpoint is not calibrated
         assert line["count"] == len(line["objects"])
         assert line["model"] == {
             "name": predictor.name,
@@ -58,6 +65,9 @@ def test_one_line_per_image_with_the_model_and_the_infer_fields(workdir, tiny_ch
 
     alone = predictor.infer(read_image("images/000002.png", predictor.image_size)[None])[0]
     assert lines[2]["count"] == alone.to_json()["count"]
+    assert lines[2]["fit"]["log_likelihood_per_pixel"] == pytest.approx(
+        alone.fit.log_likelihood_per_pixel, abs=1e-4
+    )
     for got, want in zip(lines[2]["objects"], alone.to_json()["objects"], strict=True):
         assert got["shape"] == want["shape"]
         assert got["position"] == pytest.approx(want["position"], abs=1e-4)

@@ -4,10 +4,10 @@
 
 Times `Predictor.infer` without the fit (benchmarks/fit.py times that): the model's
 forward pass in inference mode plus building the answers, on prior samples at batch 1
-and at --batch, median of --repeats calls after a warm-up. The breakdown times the model's submodules with forward hooks (the image
-encoder, the two glimpse encoders, the recurrent core, the heads); "rest" is what lies
-outside them: glimpse extraction (affine grids and sampling), the latents' transforms,
-Python per step, and building the answers.
+and at --batch, median of --repeats calls after a warm-up. The breakdown times the
+model's submodules with forward hooks (the image encoder, the two glimpse encoders, the
+recurrent core, the heads); "rest" is what lies outside them: glimpse extraction (affine
+grids and sampling), the latents' transforms, Python per step, and building the answers.
 """
 
 from __future__ import annotations

@@ -150,3 +150,13 @@ def _objects(scene: Scene):
 
     for obj in scene.objects:
         yield InferredObject(obj.shape, obj.position, obj.yaw_deg, 1.0, {obj.shape: 1.0})
+
+
+def test_calibrate_command_refuses_bad_arguments(tiny_checkpoint, capsys):
+    from air3d.cli import main
+
+    assert main(["calibrate", "--checkpoint", str(tiny_checkpoint), "--n", "0"]) == 2
+    assert "--n must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["calibrate", "--checkpoint", str(tiny_checkpoint), "--flag-rate", "1"]) == 2
+    assert "--flag-rate must be in [0, 1), got 1.0" in capsys.readouterr().err
+    assert load_checkpoint(tiny_checkpoint).get(CHECKPOINT_KEY) is None  # left as it was

@@ -91,7 +91,7 @@ class FitScorer:
         return (-0.5 * error / sigma**2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)).cpu()
 
     def assess(self, images: torch.Tensor, batch: SceneBatch) -> list[Fit]:
-        return [self.fit(float(v)) for v in self.log_likelihood_per_pixel(images, batch)]
+        return [self.fit(v) for v in self.log_likelihood_per_pixel(images, batch).tolist()]
 
     def fit(self, log_likelihood_per_pixel: float) -> Fit:
         if self.calibration is None:

@@ -242,10 +242,11 @@ def srgb(images: torch.Tensor) -> torch.Tensor:
 
 def flag_table(rows: list[tuple[str, str, bool]]) -> dict[str, dict[str, float]]:
     """(set, kind, flagged) per image -> {"set/kind": {"n", "flagged", "rate"}}, plus each
-    set's total as "set/all"."""
+    set's total as "set/all" (not for the `*_variant` sets: their total is their kind's)."""
     table: dict[str, dict[str, float]] = {}
     for group, kind, flagged in rows:
-        for key in (f"{group}/{kind}", f"{group}/all"):
+        totals = [] if group.endswith("_variant") else [f"{group}/all"]
+        for key in (f"{group}/{kind}", *totals):
             entry = table.setdefault(key, {"n": 0, "flagged": 0})
             entry["n"] += 1
             entry["flagged"] += int(flagged)

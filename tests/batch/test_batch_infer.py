@@ -245,3 +245,19 @@ def test_refine_flag_refines_and_is_bounded(workdir, tiny_checkpoint, capsys):
     assert cli("infer", "images", "--out", "bad.jsonl", "--checkpoint", tiny_checkpoint,
                "--refine", 51) == 2  # fmt: skip
     assert "refine: 51 steps; must be an integer in 0..50" in capsys.readouterr().err
+
+
+def test_a_calibrated_checkpoint_flags_a_blank_image_in_the_lines_and_summary(
+    images, calibrated_checkpoint, tmp_path, capsys
+):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (250, 250, 250)).save(images / "blank.png")
+    out = tmp_path / "flags.jsonl"
+    assert cli("infer", images, "--out", out, "--checkpoint", calibrated_checkpoint,
+               "--no-progress") == 0  # fmt: skip
+    lines = {os.path.basename(line["source"]): line for line in read_lines(out)}
+    assert lines["blank.png"]["fit"]["not_a_scene"] is True
+    assert all(line["fit"]["calibrated"] for line in lines.values())
+    flagged = sum(line["fit"]["not_a_scene"] for line in lines.values())
+    assert f"7 inferred ({flagged} flagged not a scene)" in capsys.readouterr().err

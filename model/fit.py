@@ -83,8 +83,8 @@ class FitScorer:
                 f"images {tuple(images.shape[1:])} do not match the world's renders "
                 f"{tuple(rendered.shape[1:])}"
             )
-        # gaussian_log_likelihood per value, in one vectorised pass over all the tone curves
-        # (four calls of it cost as much as the render): the best curve has the least error.
+        # renderer.gaussian_log_likelihood per value, in one vectorised pass over all the tone
+        # curves instead of a call per curve: the best curve has the least squared error.
         gammas = torch.tensor(self.tone_gammas, device=images.device).view(-1, 1, 1, 1, 1)
         error = (images**gammas - rendered).square().flatten(2).mean(2).amin(0)  # (B,)
         sigma = self.pixel_sigma

@@ -13,7 +13,13 @@ from air3d.model import Inference, Predictor, load_checkpoint, save_checkpoint
 from air3d.model.calibration import CHECKPOINT_KEY, Calibration, model_digest, write_calibration
 from air3d.model.fit import FitScorer
 from air3d.model.refine import Refiner
-from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer
+from air3d.renderer import (
+    Scene,
+    SceneBatch,
+    SceneObject,
+    SceneRenderer,
+    gaussian_log_likelihood,
+)
 
 BLANKS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (1.0, 0.0, 0.0)}
 
@@ -134,6 +140,10 @@ def test_the_tone_curve_is_undone(world, shapes, scene_and_image):
     tolerant = FitScorer(world, shapes).log_likelihood_per_pixel(toned, batch)
     assert tolerant.item() == pytest.approx(perfect(world), abs=1e-3)
     assert linear_only.item() < perfect(world) - 0.1
+    # the model's own likelihood, per value
+    rendered = SceneRenderer(world, shapes).render_scenes([scene])
+    expected = gaussian_log_likelihood(toned, rendered, world.pixel_sigma) / toned[0].numel()
+    assert linear_only.item() == pytest.approx(expected.item(), abs=1e-5)
 
 
 def test_broken_calibrations_are_refused():

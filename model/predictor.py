@@ -12,8 +12,10 @@ from torch import nn
 
 from air3d.assets import ASSETS_DIR
 from air3d.model.build import build_model
+from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
+from air3d.model.fit import Fit, FitScorer
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, ShapeLibrary, World
 
@@ -41,16 +43,25 @@ class InferredObject:
 @dataclass(frozen=True)
 class Inference:
     objects: tuple[InferredObject, ...]
+    fit: Fit | None = None  # how well the answer explains its image (None: not assessed)
 
     def to_json(self) -> dict[str, Any]:
-        return {"objects": [obj.to_json() for obj in self.objects], "count": len(self.objects)}
+        data = {"objects": [obj.to_json() for obj in self.objects], "count": len(self.objects)}
+        if self.fit is not None:
+            data["fit"] = self.fit.to_json()
+        return data
 
     def scene(self) -> Scene:
         return Scene(tuple(SceneObject(o.shape, o.position, o.yaw_deg) for o in self.objects))
 
 
 class Predictor:
-    """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences."""
+    """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences.
+
+    An answer is q's (one forward pass), then refined (`refine` render-and-compare steps,
+    model/refine.py), then assessed (`fit`: how well its rendering explains the image,
+    model/fit.py), in that order: the fit is the final answer's.
+    """
 
     def __init__(
         self,
@@ -61,12 +72,17 @@ class Predictor:
         checkpoint_hash: str,
         max_objects: int | None = None,
         refine: int = 0,
+        fit: bool = True,
+        calibration: Calibration | None = None,
     ):
         self.model = model.eval()
         self.max_objects = max_objects  # None: as trained; more lets AIR run extra steps
         check_refine_steps(refine)
         self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR
         self._refiner: Refiner | None = None  # built on first use
+        self.fit = fit  # assess every answer (a crisp render of the batch)
+        self.calibration = calibration  # of the fit (model/calibration.py); None: raw fit only
+        self._scorer: FitScorer | None = None  # built on first use
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
@@ -79,7 +95,10 @@ class Predictor:
         device: str | torch.device = "cpu",
         max_objects: int | None = None,
         refine: int = 0,
+        fit: bool = True,
     ) -> Predictor:
+        """ValueError if the checkpoint is broken; a checkpoint without a fit calibration
+        (or with one made for other weights) answers with uncalibrated fits."""
         checkpoint = load_checkpoint(path, "cpu")
         try:
             world = World.from_dict(checkpoint["world"])
@@ -89,8 +108,12 @@ class Predictor:
             model.load_state_dict(checkpoint["model"])
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
+        calibration = read_calibration(checkpoint, path)
         name = f"air3d-{config.kind}-{Path(path).stem}"
-        return cls(model.to(device), world, shapes, name, file_hash(path), max_objects, refine)
+        return cls(
+            model.to(device), world, shapes, name, file_hash(path), max_objects, refine, fit,
+            calibration,
+        )  # fmt: skip
 
     def warmup(self) -> None:
         self.infer(torch.zeros(1, 3, self.image_size, self.image_size))
@@ -105,7 +128,23 @@ class Predictor:
         answer, presence, shape_probs = self._ask_q(images)
         if steps:
             answer = self.refiner().refine(images, answer, steps).to("cpu")
-        return [self._inference(answer, b, presence[b], shape_probs[b]) for b in range(len(answer))]
+        fits = self.scorer().assess(images, answer) if self.fit else [None] * len(answer)
+        return [
+            self._inference(answer, b, presence[b], shape_probs[b], fits[b])
+            for b in range(len(answer))
+        ]
+
+    def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
+        """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""
+        if len(images) != len(inferences):
+            raise ValueError(f"{len(images)} images but {len(inferences)} inferences")
+        batch = SceneBatch.from_scenes([i.scene() for i in inferences], self.shapes)
+        return self.scorer().assess(images, batch)
+
+    def scorer(self) -> FitScorer:
+        if self._scorer is None:
+            self._scorer = FitScorer(self.world, self.shapes, self.calibration, self.device)
+        return self._scorer
 
     def refiner(self) -> Refiner:
         if self._refiner is None:
@@ -128,7 +167,12 @@ class Predictor:
         return answer, presence, shape_probs
 
     def _inference(
-        self, answer: SceneBatch, b: int, presence: torch.Tensor, shape_probs: torch.Tensor
+        self,
+        answer: SceneBatch,
+        b: int,
+        presence: torch.Tensor,
+        shape_probs: torch.Tensor,
+        fit: Fit | None,
     ) -> Inference:
         """Scene b of the answer; each object carries q's presence and shape probabilities
         at its step (an object that refinement added holds q's presence below 0.5)."""
@@ -148,4 +192,4 @@ class Predictor:
                     },
                 )
             )
-        return Inference(tuple(objects))
+        return Inference(tuple(objects), fit)

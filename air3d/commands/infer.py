@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         )
     who = f"rank {shard.rank} of {shard.world_size}: " if shard.distributed else ""
     print(
-        f"{who}{summary.inferred} inferred, {summary.errors} unreadable (error lines), "
+        f"{who}{summary.inferred} inferred ({summary.not_scenes} flagged not a scene), "
+        f"{summary.errors} unreadable (error lines), "
         f"{summary.skipped} already in the output; wrote {summary.output}",
         file=sys.stderr,
     )

@@ -35,8 +35,8 @@ def erase_found(
     """
     found = found.to(renderer.device)
     images = images.to(renderer.device)
-    ground = renderer(_nothing_like(found), "crisp")  # (B, 3, H, W)
-    covered = _silhouettes(found, renderer, ground).any(1, keepdim=True)  # (B, 1, H, W)
+    ground = _ground(renderer, len(found))
+    covered = _differs(renderer(found, "crisp"), ground)[:, None]  # (B, 1, H, W)
     size = 2 * DILATE_PIXELS + 1
     covered = F.max_pool2d(covered.float(), size, stride=1, padding=DILATE_PIXELS) > 0
     ratio = images / ground.clamp(min=1e-3)
@@ -51,12 +51,21 @@ def supported(
     """Which present candidates (B, M) stand on pixels that are not ground: at least
     MIN_SUPPORT of the pixels each would cover differ from the ground fill. What is left
     of an object found with a small position error (a thin crescent) does not."""
-    candidates = candidates.to(renderer.device)
-    ground = renderer(_nothing_like(candidates), "crisp")
-    alone = _silhouettes(candidates, renderer, ground)  # (B, M, H, W)
-    differs = (erased - fill).abs().amax(1, keepdim=True) > GROUND_TOLERANCE  # (B, 1, H, W)
-    area = alone.sum((2, 3)).clamp(min=1)
-    return candidates.present & ((alone & differs).sum((2, 3)) / area >= MIN_SUPPORT)
+    scene, slot = candidates.present.nonzero(as_tuple=True)
+    result = torch.zeros_like(candidates.present)
+    if len(scene) == 0:
+        return result
+    alone = SceneBatch(  # each present candidate in a scene of its own: (K, 1) slots
+        candidates.shape[scene, slot][:, None],
+        torch.ones(len(scene), 1, dtype=torch.bool),
+        candidates.xz[scene, slot][:, None],
+        candidates.yaw[scene, slot][:, None],
+    ).to(renderer.device)
+    silhouette = _differs(renderer(alone, "crisp"), _ground(renderer, len(scene)))  # (K, H, W)
+    non_ground = (erased - fill).abs().amax(1) > GROUND_TOLERANCE  # (B, H, W)
+    on = (silhouette & non_ground[scene.to(non_ground.device)]).sum((1, 2))
+    result[scene, slot] = (on / silhouette.sum((1, 2)).clamp(min=1) >= MIN_SUPPORT).cpu()
+    return result
 
 
 def new_objects(found: SceneBatch, candidates: SceneBatch, min_distance: float) -> torch.Tensor:
@@ -67,20 +76,13 @@ def new_objects(found: SceneBatch, candidates: SceneBatch, min_distance: float) 
     return candidates.present & (gap.amin(-1) >= min_distance)
 
 
-def _silhouettes(batch: SceneBatch, renderer: SceneRenderer, ground: torch.Tensor) -> torch.Tensor:
-    """Each present object's own silhouette, rendered alone: (B, N, H, W) bool."""
-    B, N = batch.present.shape
-    one = torch.eye(N, dtype=torch.bool, device=batch.present.device)  # slot n alone
-    alone = SceneBatch(
-        batch.shape.repeat_interleave(N, 0),
-        (batch.present[:, None, :] & one).flatten(0, 1),
-        batch.xz.repeat_interleave(N, 0),
-        batch.yaw.repeat_interleave(N, 0),
-    )
-    drawn = renderer(alone, "crisp")  # (B * N, 3, H, W)
-    differs = (drawn - ground.repeat_interleave(N, 0)).abs().amax(1) > 1e-4
-    return differs.view(B, N, *differs.shape[1:])
+def _ground(renderer: SceneRenderer, batch: int) -> torch.Tensor:
+    """The renderer's empty ground, (batch, 3, H, W)."""
+    nothing = torch.zeros(batch, 1, dtype=torch.bool)
+    empty = SceneBatch(nothing.long(), nothing, torch.zeros(batch, 1, 2), torch.zeros(batch, 1))
+    return renderer(empty.to(renderer.device), "crisp")
 
 
-def _nothing_like(batch: SceneBatch) -> SceneBatch:
-    return SceneBatch(batch.shape, torch.zeros_like(batch.present), batch.xz, batch.yaw)
+def _differs(drawn: torch.Tensor, ground: torch.Tensor) -> torch.Tensor:
+    """Where a drawing (B, 3, H, W) is not the bare ground: its objects' pixels, (B, H, W)."""
+    return (drawn - ground).abs().amax(1) > 1e-4

@@ -15,11 +15,16 @@ from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
+from air3d.model.erasure import erase_found, new_objects, supported
 from air3d.model.fit import Fit, FitScorer
 from air3d.model.refine import Refiner, check_refine_steps
-from air3d.renderer import Scene, SceneBatch, SceneObject, ShapeLibrary, World
+from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.scene import append_rows
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
+# A candidate nearer than this fraction of the prior's minimum separation to an object
+# already found is what is left of that object (its rim), not a new one.
+MIN_DISTANCE_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -76,13 +81,16 @@ class Predictor:
         calibration: Calibration | None = None,
     ):
         self.model = model.eval()
-        self.max_objects = max_objects  # None: as trained; more lets AIR run extra steps
+        # the most objects an answer holds; None: as many as q was trained on. Above that q
+        # runs as many steps and looks again at what is left (_ask_q).
+        self.max_objects = max_objects
         check_refine_steps(refine)
         self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR
         self._refiner: Refiner | None = None  # built on first use
         self.fit = fit  # assess every answer (a crisp render of the batch)
         self.calibration = calibration  # of the fit (model/calibration.py); None: raw fit only
         self._scorer: FitScorer | None = None  # built on first use
+        self._renderer: SceneRenderer | None = None  # built on first use
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
@@ -155,8 +163,46 @@ class Predictor:
     @torch.inference_mode()
     def _ask_q(self, images: torch.Tensor) -> tuple[SceneBatch, torch.Tensor, torch.Tensor]:
         """q's answer, one slot per step, and its presence (B, N) and shape probabilities
-        (B, N, S) per step."""
-        out = self.model(images.to(self.device, torch.float32), "mean", self.max_objects)
+        (B, N, S) per step.
+
+        Where max_objects is above the count q was trained on, q then looks again at what
+        is left (model/erasure.py): the objects found so far are painted out and q reads the
+        rest, pass after pass, while a pass finds something and the cap is not reached. The
+        first pass must have found nearly as many objects as q was trained on (all but one):
+        q stops by itself on emptier scenes, and those cost nothing more.
+        """
+        images = images.to(self.device, torch.float32)
+        cap = self.world.max_objects if self.max_objects is None else self.max_objects
+        # Each pass runs q for as many steps as it was trained with (fewer if capped lower);
+        # objects beyond that come from further passes.
+        steps = min(cap, self.world.max_objects)
+        answer, presence, shape_probs = self._q_pass(images, steps)
+        last_found = answer.present.sum(1)
+        while self.model.config.kind == "air":
+            # q stopped by itself short of its steps (less one: it may stop early on crowded
+            # scenes) where the pass found fewer: nothing is left there.
+            looking = (last_found >= max(steps - 1, 1)) & (answer.present.sum(1) < cap)
+            if not looking.any():
+                break
+            rows = looking.nonzero()[:, 0]
+            found = answer[rows]
+            erased, ground = erase_found(images[rows], found, self.renderer())
+            more, more_presence, more_shape_probs = self._q_pass(erased, steps)
+            min_distance = MIN_DISTANCE_FACTOR * self.world.prior.min_separation
+            new = new_objects(found, more, min_distance)
+            new &= supported(erased, ground, more.with_present(new), self.renderer())
+            new &= new.cumsum(1) <= cap - found.present.sum(1)[:, None]  # within the cap
+            last_found = torch.zeros_like(last_found).index_put((rows,), new.sum(1))
+            answer = answer.append(rows, more.with_present(new))
+            presence = append_rows(presence, rows, more_presence)
+            shape_probs = append_rows(shape_probs, rows, more_shape_probs)
+        return answer, presence, shape_probs
+
+    def _q_pass(
+        self, images: torch.Tensor, steps: int
+    ) -> tuple[SceneBatch, torch.Tensor, torch.Tensor]:
+        """One forward pass of q over images already on the device (see _ask_q)."""
+        out = self.model(images, "mean", steps)
         presence = torch.sigmoid(out.stack("pres_logit")).cpu()  # (B, N)
         shape_probs = torch.softmax(out.stack("shape_logits"), -1).cpu()  # (B, N, S)
         xz = self.model.latents.squash(out.stack("xz_loc")).cpu()  # (B, N, 2)
@@ -165,6 +211,12 @@ class Predictor:
             present = present.cumprod(1).bool()
         answer = SceneBatch(out.stack("shape").cpu(), present, xz, out.stack("yaw").cpu())
         return answer, presence, shape_probs
+
+    def renderer(self) -> SceneRenderer:
+        """The crisp renderer that erasure uses (built on first use)."""
+        if self._renderer is None:
+            self._renderer = SceneRenderer(self.world, self.shapes, self.device)
+        return self._renderer
 
     def _inference(
         self,

@@ -83,6 +83,10 @@ class Predictor:
         self.model = model.eval()
         # the most objects an answer holds; None: as many as q was trained on. Above that q
         # runs as many steps and looks again at what is left (_ask_q).
+        if max_objects is not None and max_objects < 1:
+            raise ValueError(
+                f"max_objects must be at least 1 (or None: as trained); got {max_objects}"
+            )
         self.max_objects = max_objects
         check_refine_steps(refine)
         self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR

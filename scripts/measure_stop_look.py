@@ -3,10 +3,13 @@
     .venv/bin/python scripts/measure_stop_look.py --checkpoint A.pt B.pt --labels before after \
         --data data/test --data4 data/test4 --out reports/stop-look
 
-Stop table: count, shape and position on the 0..max set with max_objects steps (capped), one
-step more and max_objects + 3 steps, and on the one-more-object set. Look table: count and
-shape on the 0..max set under each look of air3d.evaluation.looks (at the model's own step
-count). Writes OUT.md (both tables) and OUT.json (every figure); prints the tables.
+Stop table: count, shape and position on the 0..max set and on the one-more-object set, in
+two ways. "q alone, N steps": one forward pass of q run for N steps (max_objects: capped;
+max_objects + 3: do the extra steps stay off?). "Predictor, cap N": what `air3d evaluate
+--max-objects N` does, q's passes with the objects found so far painted out (erasure).
+Look table: count and shape on the 0..max set under each look of air3d.evaluation.looks
+(the Predictor as shipped). Writes OUT.md (both tables) and OUT.json (every figure); prints
+the tables.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from air3d.data import Dataset, load_dataset
 from air3d.evaluation import compute_metrics
 from air3d.evaluation.looks import images_under_look, look_names
 from air3d.model import Predictor
+from air3d.renderer import Scene, SceneObject
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     if len(labels) != len(args.checkpoint):
         raise SystemExit(f"{len(args.checkpoint)} checkpoints but {len(labels)} labels")
     torch.set_num_threads(args.threads)
-    predictors = [Predictor.from_checkpoint(path) for path in args.checkpoint]
+    predictors = [Predictor.from_checkpoint(path, fit=False) for path in args.checkpoint]
     world, shapes = predictors[0].world, predictors[0].shapes
     data = load_dataset(args.data, world, shapes, args.limit)
     data4 = load_dataset(args.data4, world, shapes, args.limit) if args.data4 else None
     results: dict[str, Any] = {"labels": labels, "stop": {}, "looks": {}}
     K = world.max_objects
-    stop_rows = [(f"0..{K} objects, {K} steps (capped)", data, None)]
-    stop_rows += [(f"0..{K} objects, {K + k} steps", data, K + k) for k in (1, 3)]
-    if data4 is not None:
-        stop_rows += [(f"{K + 1} objects, {K + 1} steps", data4, K + 1)]
-        stop_rows += [(f"{K + 1} objects, {K + 3} steps", data4, K + 3)]
-    for row, dataset, steps in stop_rows:
-        results["stop"][row] = [_measure(p, dataset, dataset.images, steps) for p in predictors]
+    sets = [(f"0..{K} objects", data)] + ([(f"{K + 1} objects", data4)] if data4 else [])
+    stop_rows = []
+    for name, dataset in sets:
+        stop_rows += [(f"{name}, q alone, {K} steps", dataset, K, "q")]
+        stop_rows += [(f"{name}, q alone, {K + 3} steps", dataset, K + 3, "q")]
+        for cap in (K + 1, K + 3):
+            stop_rows += [(f"{name}, Predictor, cap {cap}", dataset, cap, "p")]
+    for row, dataset, steps, how in stop_rows:
+        measure = _measure_q if how == "q" else _measure
+        results["stop"][row] = [measure(p, dataset, dataset.images, steps) for p in predictors]
         print(f"stop: {row}: {_brief(results['stop'][row])}", file=sys.stderr)
     for name in args.looks or look_names(world):
         images = images_under_look(name, data.images, data.scenes, world, shapes)
@@ -75,11 +82,40 @@ def _parser() -> argparse.ArgumentParser:
 def _measure(
     predictor: Predictor, dataset: Dataset, images: torch.Tensor, steps: int | None
 ) -> dict[str, Any]:
+    """The Predictor's answers with max_objects = steps (None: as trained)."""
     predictor.max_objects = steps
     predicted = []
     for start in range(0, len(images), 200):
         predicted += [answer.scene() for answer in predictor.infer(images[start : start + 200])]
     predictor.max_objects = None
+    return _metrics(predictor, dataset, predicted)
+
+
+@torch.inference_mode()
+def _measure_q(
+    predictor: Predictor, dataset: Dataset, images: torch.Tensor, steps: int
+) -> dict[str, Any]:
+    """q's own answer in one forward pass of `steps` steps: presence > 0.5 up to the first
+    absent step, q's means (no erasure, no refinement)."""
+    q, shapes = predictor.model, predictor.shapes
+    predicted = []
+    for start in range(0, len(images), 200):
+        out = q(images[start : start + 200], "mean", steps)
+        present = (out.stack("pres_logit") > 0).cumprod(1).bool()
+        xz, yaw = q.latents.squash(out.stack("xz_loc")), out.stack("yaw")
+        shape = out.stack("shape")
+        for b in range(len(present)):
+            objects = []
+            for n in present[b].nonzero()[:, 0].tolist():
+                spec = shapes.specs[int(shape[b, n])]
+                x, z = xz[b, n].tolist()
+                yaw_deg = float(torch.rad2deg(yaw[b, n])) % 360.0
+                objects.append(SceneObject(spec.name, (x, spec.height / 2, z), yaw_deg))
+            predicted.append(Scene(tuple(objects)))
+    return _metrics(predictor, dataset, predicted)
+
+
+def _metrics(predictor: Predictor, dataset: Dataset, predicted: list[Scene]) -> dict[str, Any]:
     metrics = compute_metrics(
         dataset.scenes, predicted, predictor.shapes, predictor.world.workspace.width
     )

@@ -45,6 +45,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="parts of the look to learn (default: all)",
     )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=defaults.pool_size,
+        help="prior samples rendered with θ for each sleep stage",
+    )
     parser.add_argument("--num-threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="progress folder (default: OUT with .adapt)")
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     config = AdaptConfig(
         schedule=schedule,
         batch_size=args.batch_size,
+        pool_size=args.pool_size,
         learn=tuple(args.learn),
         minutes=args.minutes,
         num_threads=args.num_threads,

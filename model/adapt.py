@@ -217,6 +217,10 @@ class Adapter:
             if stage_over or out_of_time:
                 self._score(stage, index)
                 log.write(self.step, stage, {"held_out_fit": self.history[-1]["fit"]})
+                # each stage end as an adapted checkpoint: what each stage contributes
+                fit = self.history[-1]["fit"]
+                snapshot = self._adapted(self.q.state_dict(), self.look.state_dict(), fit, {})
+                save_checkpoint(self.work / f"stage{index}-{stage}.pt", snapshot)
             if out_of_time:
                 stopped = True
                 break
@@ -318,8 +322,6 @@ class Adapter:
     def _write(self, stopped: bool) -> dict[str, Any]:
         """The adapted checkpoint: the best-fitting stage end's q, its θ in the world config."""
         assert self.best is not None
-        self.look.load_state_dict(self.best["theta"])
-        world, shapes = self.look.to_config(self.world, self.shapes)
         summary = {
             "source": self.source,
             "images": len(self.train_images) + len(self.held_images),
@@ -331,20 +333,27 @@ class Adapter:
             "history": self.history,
             "config": {**asdict(self.config), "schedule": [list(s) for s in self.config.schedule]},
         }
-        save_checkpoint(
-            self.out,
-            {
-                "model_config": self.model_config.to_dict(),
-                "world": world.to_dict(),
-                "shapes": shapes.to_dict(),
-                "step": self.step,
-                "stage": "adapt",
-                "metrics": {"held_out_fit": self.best["fit"]},
-                "adapt": summary,
-                "model": self.best["q"],
-            },
-        )
+        self.look.load_state_dict(self.best["theta"])
+        best = self.best
+        save_checkpoint(self.out, self._adapted(best["q"], best["theta"], best["fit"], summary))
         return summary
+
+    def _adapted(self, q: dict, theta: dict, fit: float, summary: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint of q and θ (θ written into the world config and shape library)."""
+        current = copy.deepcopy(self.look.state_dict())
+        self.look.load_state_dict(theta)
+        world, shapes = self.look.to_config(self.world, self.shapes)
+        self.look.load_state_dict(current)
+        return {
+            "model_config": self.model_config.to_dict(),
+            "world": world.to_dict(),
+            "shapes": shapes.to_dict(),
+            "step": self.step,
+            "stage": "adapt",
+            "metrics": {"held_out_fit": fit},
+            "adapt": summary,
+            "model": q,
+        }
 
     def _progress(self) -> dict[str, Any]:
         return {

@@ -110,6 +110,7 @@ def test_cli_adapts_a_folder_of_images(changed_images, tmp_path, capsys) -> None
     assert "adapting" in printed and f"wrote {out}" in printed
     assert load_checkpoint(out)["adapt"]["steps"] == 3
     assert (tmp_path / "adapted.adapt.json").is_file()
+    assert (tmp_path / "adapted.adapt" / "stage2-joint.pt").is_file()  # each stage end
 
 
 def test_bad_input_is_named(tmp_path, capsys) -> None:

@@ -7,7 +7,10 @@ with q's φ). The geometry (camera, meshes, heights, workspace) is never part of
 Each value is stored unconstrained, so that any gradient step keeps it valid:
 - intensities (ambient, diffuse) and the tone's exposure and gamma: their logarithm;
 - colours (objects', ground's, background's): their logit, so they stay in (0, 1);
-- the light direction: a free 3-vector, normalised when read.
+- the light direction: a free 3-vector, normalised when read;
+- the shadow strength (the share of diffuse light an object's cast shadow takes from the
+  table): itself, clamped to [0, 1] when read, so that from 0 (no shadows, the shipped
+  world) a gradient can still raise it.
 Parameters are frozen (requires_grad False) until `learn()` says which to train.
 """
 
@@ -29,6 +32,7 @@ GROUPS = {
     "ground": ("ground_logit",),
     "background": ("background_logit",),
     "tone": ("log_exposure", "log_gamma"),
+    "shadows": ("shadow_strength",),
 }
 _EPS = 1e-4  # colours are kept in [_EPS, 1 - _EPS] before the logit: finite at 0 and 1
 
@@ -51,6 +55,7 @@ class Appearance(nn.Module):
         self.background_logit = nn.Parameter(_logit(tensor(world.background)))
         self.log_exposure = nn.Parameter(tensor(tone.exposure).log())
         self.log_gamma = nn.Parameter(tensor(tone.gamma).log())
+        self.shadow_strength = nn.Parameter(tensor(light.shadow))
         self.requires_grad_(False)
 
     def learn(self, groups: tuple[str, ...] | list[str]) -> list[nn.Parameter]:
@@ -85,6 +90,13 @@ class Appearance(nn.Module):
     def background(self) -> torch.Tensor:
         return torch.sigmoid(self.background_logit)
 
+    def shadow(self) -> torch.Tensor:
+        return self.shadow_strength.clamp(0.0, 1.0)
+
+    def casts_shadows(self) -> bool:
+        """Whether renders need the shadow pass: shadows are on, or being learned."""
+        return self.shadow_strength.requires_grad or float(self.shadow_strength) > 0
+
     def tone(self, linear: torch.Tensor) -> torch.Tensor:
         """Linear images in [0, 1] to stored pixel values: min(1, exposure v) ** (1 / gamma).
 
@@ -105,6 +117,7 @@ class Appearance(nn.Module):
             ambient=floats(self.ambient())[0],
             diffuse=floats(self.diffuse())[0],
             specular=world.light.specular,
+            shadow=floats(self.shadow())[0],
         )
         tone = ToneConfig(
             exposure=floats(self.log_exposure.exp())[0], gamma=floats(self.log_gamma.exp())[0]

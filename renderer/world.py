@@ -32,6 +32,7 @@ class LightConfig:
     ambient: float
     diffuse: float
     specular: float
+    shadow: float = 0.0  # share of the diffuse light objects' cast shadows take from the table
 
 
 @dataclass(frozen=True)

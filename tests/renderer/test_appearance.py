@@ -36,8 +36,8 @@ def test_frozen_until_learned(world: World, shapes) -> None:
     params = look.learn(["colors", "tone"])
     assert {id(p) for p in params} == {id(look.object_logits), id(look.log_exposure),
                                        id(look.log_gamma)}  # fmt: skip
-    with pytest.raises(ValueError, match="unknown appearance groups \\['shadows'\\]; known"):
-        look.learn(["shadows"])
+    with pytest.raises(ValueError, match="unknown appearance groups \\['fog'\\]; known"):
+        look.learn(["fog"])
 
 
 @pytest.mark.parametrize("mode", ["crisp", "soft"])
@@ -70,3 +70,21 @@ def test_learned_colours_are_rendered(world: World, shapes) -> None:
     shade = 0.5 * (world.light.ambient + world.light.diffuse * float(up))
     centre = image[:, world.image_size // 2, world.image_size // 2]
     assert torch.allclose(centre, torch.full((3,), shade), atol=1e-4)
+
+
+def test_cast_shadows_darken_the_table_away_from_the_light(world: World, shapes) -> None:
+    lit_world = dataclasses.replace(world, light=dataclasses.replace(world.light, shadow=1.0))
+    scene = Scene((SceneObject("cube", (0.0, 0.3, 0.0), 0.0),))
+    with torch.no_grad():
+        plain = SceneRenderer(world, shapes).render_scenes([scene, Scene()])
+        shadowed = SceneRenderer(lit_world, shapes).render_scenes([scene, Scene()])
+    assert torch.equal(shadowed[1], plain[1])  # no object, no shadow
+    darker = (plain[0] - shadowed[0]).amax(0) > 0.05  # (H, W)
+    assert darker.sum() >= 5
+    # the light comes from +x (image right): the shadow falls left of the cube's centre
+    rows, cols = darker.nonzero().unbind(1)
+    centre_col = world.image_size // 2
+    assert cols.float().mean() < centre_col
+    # only the diffuse part is lost: the darkest shadow keeps the table's ambient light
+    table = torch.tensor(world.ground.color) * world.light.ambient
+    assert (shadowed[0][:, rows, cols] >= table[:, None] - 2e-3).all()

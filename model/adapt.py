@@ -56,12 +56,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 class AdaptConfig:
     # (stage, steps) in order; stages: theta (θ, q fixed), sleep (q on θ's renders), joint
     schedule: tuple[tuple[str, int], ...] = (
-        ("theta", 100), ("sleep", 1000), ("theta", 60), ("sleep", 1000), ("joint", 100),
+        ("theta", 300), ("sleep", 2000), ("theta", 200), ("sleep", 2000), ("joint", 300),
     )  # fmt: skip
     batch_size: int = 16  # images per theta / joint step (soft rendering is their cost)
     sleep_batch_size: int = 64  # prior samples per sleep step
     pool_size: int = 4096  # prior samples rendered with θ at the start of each sleep stage
-    theta_lr: float = 0.02  # Adam on θ's unconstrained values (logits, logs)
+    theta_lr: float = 0.03  # Adam on θ's unconstrained values (logits, logs)
     sleep_lr: float = 3e-4  # q in sleep stages (fine-tuning: below training's 1e-3)
     joint_lr: float = 3e-5  # q in the joint stage (training's ELBO stage used 1e-4)
     baseline_lr: float = 1e-3  # the NVIL baseline (joint stage)

@@ -6,11 +6,9 @@ with q's φ). The geometry (camera, meshes, heights, workspace) is never part of
 
 Each value is stored unconstrained, so that any gradient step keeps it valid:
 - intensities (ambient, diffuse) and the tone's exposure and gamma: their logarithm;
-- colours (objects', ground's, background's): their logit, so they stay in (0, 1);
-- the light direction: a free 3-vector, normalised when read;
-- the shadow strength (the share of diffuse light an object's cast shadow takes from the
-  table): itself, clamped to [0, 1] when read, so that from 0 (no shadows, the shipped
-  world) a gradient can still raise it.
+- colours (objects', ground's, background's) and the shadow strength (the share of diffuse
+  light an object's cast shadow takes from the table): their logit, so they stay in (0, 1);
+- the light direction: a free 3-vector, normalised when read.
 Parameters are frozen (requires_grad False) until `learn()` says which to train.
 """
 
@@ -32,9 +30,10 @@ GROUPS = {
     "ground": ("ground_logit",),
     "background": ("background_logit",),
     "tone": ("log_exposure", "log_gamma"),
-    "shadows": ("shadow_strength",),
+    "shadows": ("shadow_logit",),
 }
 _EPS = 1e-4  # colours are kept in [_EPS, 1 - _EPS] before the logit: finite at 0 and 1
+SHADOW_START = 0.5  # where learning the shadow strength starts, from a world without shadows
 
 
 class Appearance(nn.Module):
@@ -55,7 +54,7 @@ class Appearance(nn.Module):
         self.background_logit = nn.Parameter(_logit(tensor(world.background)))
         self.log_exposure = nn.Parameter(tensor(tone.exposure).log())
         self.log_gamma = nn.Parameter(tensor(tone.gamma).log())
-        self.shadow_strength = nn.Parameter(tensor(light.shadow))
+        self.shadow_logit = nn.Parameter(_logit(tensor(light.shadow)))
         self.requires_grad_(False)
 
     def learn(self, groups: tuple[str, ...] | list[str]) -> list[nn.Parameter]:
@@ -63,6 +62,11 @@ class Appearance(nn.Module):
         unknown = sorted(set(groups) - set(GROUPS))
         if unknown:
             raise ValueError(f"unknown appearance groups {unknown}; known: {', '.join(GROUPS)}")
+        if "shadows" in groups and float(self.shadow()) < SHADOW_START:
+            # From a world without shadows (strength ~0, where the logit's gradient vanishes)
+            # learning starts half way: the ELBO then takes it up or down.
+            with torch.no_grad():
+                self.shadow_logit.fill_(float(_logit(torch.tensor(SHADOW_START))))
         params = [getattr(self, name) for group in groups for name in GROUPS[group]]
         for param in params:
             param.requires_grad_(True)
@@ -91,11 +95,11 @@ class Appearance(nn.Module):
         return torch.sigmoid(self.background_logit)
 
     def shadow(self) -> torch.Tensor:
-        return self.shadow_strength.clamp(0.0, 1.0)
+        return torch.sigmoid(self.shadow_logit)
 
     def casts_shadows(self) -> bool:
         """Whether renders need the shadow pass: shadows are on, or being learned."""
-        return self.shadow_strength.requires_grad or float(self.shadow_strength) > 0
+        return self.shadow_logit.requires_grad or float(self.shadow()) > 2 * _EPS
 
     def tone(self, linear: torch.Tensor) -> torch.Tensor:
         """Linear images in [0, 1] to stored pixel values: min(1, exposure v) ** (1 / gamma).
@@ -117,7 +121,7 @@ class Appearance(nn.Module):
             ambient=floats(self.ambient())[0],
             diffuse=floats(self.diffuse())[0],
             specular=world.light.specular,
-            shadow=floats(self.shadow())[0],
+            shadow=floats(self.shadow())[0] if self.casts_shadows() else 0.0,
         )
         tone = ToneConfig(
             exposure=floats(self.log_exposure.exp())[0], gamma=floats(self.log_gamma.exp())[0]

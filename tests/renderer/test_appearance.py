@@ -24,7 +24,7 @@ def test_config_round_trip_is_the_identity(world: World, shapes) -> None:
     assert back_world.light.ambient == pytest.approx(world.light.ambient, abs=1e-5)
     assert back_world.ground.color == pytest.approx(world.ground.color, abs=1e-5)
     assert back_world.background == pytest.approx(world.background, abs=1e-5)
-    assert back_world.tone == ToneConfig(1.0, 1.0)
+    assert back_world.tone == ToneConfig(1.0, 1.0) and back_world.light.shadow == 0.0
     for ours, theirs in zip(back_shapes.specs, shapes.specs, strict=True):
         assert ours.color == pytest.approx(theirs.color, abs=1e-5)
     assert World.from_dict(back_world.to_dict()) == back_world

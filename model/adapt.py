@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,6 @@ class AdaptConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 50  # progress.pt, for resuming
-    extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (e.g. the command)
 
     def __post_init__(self) -> None:
         for stage, steps in self.schedule:

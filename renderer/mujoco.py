@@ -71,7 +71,12 @@ class Look:
     def apply(self, world: World, shapes: ShapeLibrary) -> tuple[World, ShapeLibrary]:
         """The world and shape library as this look draws them (geometry unchanged)."""
         if self.light:
-            world = replace(world, light=LightConfig(**{**world.light.__dict__, **self.light}))
+            unknown = sorted(set(self.light) - set(LightConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"look light: unknown keys {unknown}; known: direction, "
+                                 "ambient, diffuse, specular, shadow")  # fmt: skip
+            light = {k: tuple(v) if isinstance(v, list) else v for k, v in self.light.items()}
+            world = replace(world, light=replace(world.light, **light))
         if self.ground_color:
             world = replace(world, ground=replace(world.ground, color=tuple(self.ground_color)))
         if self.background:

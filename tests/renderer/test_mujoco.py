@@ -80,13 +80,15 @@ def test_a_look_changes_light_colours_and_tone(tiny_world, shapes) -> None:
     assert torch.allclose(table, srgb, atol=0.02), (table, srgb)
 
 
-def test_look_files_are_checked(tmp_path: Path) -> None:
+def test_look_files_are_checked(tmp_path: Path, world, shapes) -> None:
     path = tmp_path / "look.yaml"
     path.write_text(yaml.safe_dump({"tone": "srgb", "shadows": False}))
     with pytest.raises(ValueError, match=r"unknown keys \['shadows'\]"):
         load_look(path)
     with pytest.raises(ValueError, match="look tone 'film' unknown; known: linear, srgb"):
         Look(tone="film")
+    with pytest.raises(ValueError, match=r"look light: unknown keys \['colour'\]"):
+        Look(light={"colour": 1.0}).apply(world, shapes)
     shipped = load_look(Path(__file__).parents[2] / "configs" / "look-mujoco.yaml")
     assert shipped.tone == "srgb"
 

@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/q.py [--checkpoint PATH] [--threads 1] [--repeats 50]
 
-Times `Predictor.infer` (the model's forward pass in inference mode plus building the
-answers) on prior samples at batch 1 and at --batch, median of --repeats calls after a
-warm-up. The breakdown times the model's submodules with forward hooks (the image
-encoder, the two glimpse encoders, the recurrent core, the heads); "rest" is what lies
-outside them: glimpse extraction (affine grids and sampling), the latents' transforms,
-Python per step, and building the answers.
+Times `Predictor.infer` without the fit (benchmarks/fit.py times that): the model's
+forward pass in inference mode plus building the answers, on prior samples at batch 1
+and at --batch, median of --repeats calls after a warm-up. The breakdown times the
+model's submodules with forward hooks (the image encoder, the two glimpse encoders, the
+recurrent core, the heads); "rest" is what lies outside them: glimpse extraction (affine
+grids and sampling), the latents' transforms, Python per step, and building the answers.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, "cpu")
+    predictor = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False)
     images = _images(predictor, args.batch)
     load = os.getloadavg()[0]
     rows = {size: _breakdown(predictor, images[:size], args.repeats) for size in (1, args.batch)}

@@ -11,6 +11,7 @@ import torch
 
 from air3d.images import to_pil
 from air3d.model.checkpoint import load_checkpoint
+from air3d.model.predictor import LOOK_AGAIN_FACTOR
 from air3d.renderer import (
     Scene,
     SceneRenderer,
@@ -19,6 +20,7 @@ from air3d.renderer import (
     load_shape_library,
     load_world,
 )
+from air3d.renderer.world import with_max_objects
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -51,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         data = json.loads(args.scene.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{args.scene}: cannot read scene JSON: {error}") from None
-    scene = Scene.from_json(data, world, shapes)
+    # what `air3d infer` and POST /infer answer: up to LOOK_AGAIN_FACTOR times the world's count
+    scene = Scene.from_json(
+        data, with_max_objects(world, LOOK_AGAIN_FACTOR * world.max_objects), shapes
+    )
     with torch.no_grad():
         image = SceneRenderer(world, shapes).render_scenes([scene], args.mode)[0]
     picture = to_pil(image)

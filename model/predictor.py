@@ -20,8 +20,12 @@ from air3d.model.fit import Fit, FitScorer
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.scene import append_rows
+from air3d.renderer.world import with_max_objects
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
+# By default an answer may hold twice as many objects as q was trained on: the passes after
+# the first cost nothing on scenes where q stopped by itself (model/erasure.py).
+LOOK_AGAIN_FACTOR = 2
 # A candidate nearer than this fraction of the prior's minimum separation to an object
 # already found is what is left of that object (its rim), not a new one.
 MIN_DISTANCE_FACTOR = 0.5
@@ -81,13 +85,13 @@ class Predictor:
         calibration: Calibration | None = None,
     ):
         self.model = model.eval()
-        # the most objects an answer holds; None: as many as q was trained on. Above that q
-        # runs as many steps and looks again at what is left (_ask_q).
+        # The most objects an answer holds; None: LOOK_AGAIN_FACTOR times as many as q was
+        # trained on. Beyond the trained count q looks again at what is left (_ask_q).
         if max_objects is not None and max_objects < 1:
             raise ValueError(
-                f"max_objects must be at least 1 (or None: as trained); got {max_objects}"
+                f"max_objects must be at least 1 (or None: the default); got {max_objects}"
             )
-        self.max_objects = max_objects
+        self.max_objects = max_objects or LOOK_AGAIN_FACTOR * world.max_objects
         check_refine_steps(refine)
         self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR
         self._refiner: Refiner | None = None  # built on first use
@@ -160,7 +164,7 @@ class Predictor:
 
     def refiner(self) -> Refiner:
         if self._refiner is None:
-            steps = self.world.max_objects if self.max_objects is None else self.max_objects
+            steps = self.max_objects
             self._refiner = Refiner(self.world, self.shapes, steps, device=self.device)
         return self._refiner
 
@@ -176,7 +180,7 @@ class Predictor:
         q stops by itself on emptier scenes, and those cost nothing more.
         """
         images = images.to(self.device, torch.float32)
-        cap = self.world.max_objects if self.max_objects is None else self.max_objects
+        cap = self.max_objects
         # Each pass runs q for as many steps as it was trained with (fewer if capped lower);
         # objects beyond that come from further passes.
         steps = min(cap, self.world.max_objects)
@@ -215,6 +219,12 @@ class Predictor:
             present = present.cumprod(1).bool()
         answer = SceneBatch(out.stack("shape").cpu(), present, xz, out.stack("yaw").cpu())
         return answer, presence, shape_probs
+
+    @property
+    def answer_world(self) -> World:
+        """The world as answers see it: up to max_objects objects (the JSON that /infer
+        returns is valid input for /render and `air3d render`)."""
+        return with_max_objects(self.world, max(self.max_objects, self.world.max_objects))
 
     def renderer(self) -> SceneRenderer:
         """The crisp renderer that erasure uses (built on first use)."""

@@ -49,7 +49,7 @@ def _describe_world(schema: dict[str, Any], model: Predictor) -> None:
         {"type": "number"},
         {"type": "number", "minimum": ws.z[0], "maximum": ws.z[1]},
     ]
-    components["SceneIn"]["properties"]["objects"]["maxItems"] = model.world.max_objects
+    components["SceneIn"]["properties"]["objects"]["maxItems"] = model.answer_world.max_objects
     components["ObjectOut"]["properties"]["shape"]["enum"] = list(model.shapes.names)
 
 

@@ -33,7 +33,7 @@ async def render_scene(
     """Draws a scene (what POST /infer returns is valid as it is) with the crisp renderer."""
     predictor = state.predictor
     try:
-        parsed = Scene.from_json(scene.model_dump(), predictor.world, predictor.shapes)
+        parsed = Scene.from_json(scene.model_dump(), predictor.answer_world, predictor.shapes)
     except ValueError as error:  # the message names the field: objects[0].shape: ...
         raise HTTPException(422, str(error)) from None
     image = await asyncio.to_thread(state.render_png, parsed)

@@ -112,7 +112,7 @@ def test_too_many_images_in_a_batch_is_413(predictor):
 CUBE = {"shape": "cube", "position": [0.0, 0.3, 0.0], "yaw_deg": 0.0}
 BAD_SCENES = {
     "unknown shape": ({"objects": [{**CUBE, "shape": "pyramid"}]}, "objects[0].shape"),
-    "too many": ({"objects": [CUBE] * 4}, "objects: 4 objects; at most max_objects=3"),
+    "too many": ({"objects": [CUBE] * 7}, "objects: 7 objects; at most max_objects=6"),
     "outside": ({"objects": [CUBE, {**CUBE, "position": [9, 0, 0]}]}, "objects[1].position"),
 }
 

@@ -8,8 +8,8 @@ two ways. "q alone, N steps": one forward pass of q run for N steps (max_objects
 max_objects + 3: do the extra steps stay off?). "Predictor, cap N": what `air3d evaluate
 --max-objects N` does, q's passes with the objects found so far painted out (erasure).
 Look table: count and shape on the 0..max set under each look of air3d.evaluation.looks
-(the Predictor with its default cap). Writes OUT.md (both tables) and OUT.json (every figure); prints
-the tables.
+(the Predictor with its default cap). Writes OUT.md (both tables) and OUT.json (every
+figure); prints the tables.
 """
 
 from __future__ import annotations

@@ -7,7 +7,17 @@ import importlib
 import sys
 
 # Each module defines register(subparsers) -> argparse.ArgumentParser and run(args) -> int.
-COMMANDS = ("serve", "train", "evaluate", "infer", "render", "rerender", "make_data", "calibrate")
+COMMANDS = (
+    "serve",
+    "train",
+    "evaluate",
+    "infer",
+    "render",
+    "rerender",
+    "make_data",
+    "calibrate",
+    "adapt",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

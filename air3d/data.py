@@ -37,7 +37,7 @@ CLEVR_FILE = "clevr_scenes.json"
 class ImageSource(Protocol):
     """Draws scenes: a list of Scenes to images (B, 3, S, S) in [0, 1]."""
 
-    name: str  # recorded in meta.json ("pytorch3d", "blender")
+    name: str  # recorded in meta.json ("pytorch3d", "blender", "mujoco")
 
     def render(self, scenes: list[Scene]) -> torch.Tensor: ...
 
@@ -91,7 +91,8 @@ def make_dataset(
         "seed": seed,
         "count": count,
         "renderer": source.name,
-        "world": world.to_dict(),
+        "world": world.to_dict(),  # the geometry; a source with its own look records it:
+        **({"look": source.look.to_dict()} if hasattr(source, "look") else {}),
         "shapes": list(shapes.names),
     }
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2))

@@ -55,6 +55,7 @@ from pytorch3d.renderer.blending import softmax_rgb_blend
 from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.structures import Meshes
 
+from air3d.renderer.appearance import Appearance
 from air3d.renderer.fragments import fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
@@ -65,14 +66,18 @@ MODES = ("crisp", "soft")
 
 
 class SceneRenderer(torch.nn.Module):
-    """Takes a SceneBatch to RGB images (B, 3, H, W) in [0, 1]."""
+    """Takes a SceneBatch to RGB images (B, 3, H, W) in [0, 1].
+
+    The look (light, colours, background, tone curve) is read from `self.appearance` at
+    every render: frozen by default, learnable by `air3d adapt` (appearance.py).
+    """
 
     def __init__(self, world: World, shapes: ShapeLibrary, device: torch.device | str = "cpu"):
         super().__init__()
         self.world, self.shapes = world, shapes
         self.device = torch.device(device)
         self._templates = [_unshared(mesh.verts, mesh.faces, self.device) for mesh in shapes.meshes]
-        self._colors = torch.tensor([spec.color for spec in shapes.specs], device=self.device)
+        self.appearance = Appearance(world, shapes, self.device)
         self._heights = torch.tensor([spec.height for spec in shapes.specs], device=self.device)
         self._ground = _ground_quad(world, self.device)
         self._nothing = (  # an empty part: verts (0, 3), faces (0, 3), colours (0, 3)
@@ -88,23 +93,27 @@ class SceneRenderer(torch.nn.Module):
             R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=self.device
         )
         self._projector = MeshRasterizer(cameras=self.cameras)  # world -> NDC (its transform)
-        light = world.light
-        self._light_direction = F.normalize(
-            torch.tensor(light.direction, device=self.device), dim=0
-        )
         self._eye = torch.tensor(cam.position, device=self.device)
         soft = world.rendering
-        self._blend = BlendParams(soft.soft_sigma, soft.soft_gamma, world.background)
         # Pixels farther than this from a face get (almost) no weight from it. The cut is at
         # 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the faces behind
         # it even at that weight, and dropping it would jump the colour.
         self._blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
-        background = torch.tensor(world.background, device=self.device)
-        size = world.image_size
-        with torch.no_grad():  # what both modes paint their objects over, (H, W, 3)
+        with torch.no_grad():  # the empty ground's faces per pixel (H, W), -1: background
             empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
             ground = [self._ground[1].shape[0]]  # the quad's faces, one object
-            self._ground_image = self._paint(empty, ground, background.expand(size, size, 3))[0]
+            self._ground_faces = self.rasterize(self.project(empty), ground, "crisp")[0, ..., 0]
+
+    def ground_image(self) -> torch.Tensor:
+        """What both modes paint their objects over: the lit empty ground (H, W, 3), linear.
+        Recomputed from the appearance at each render (two faces: cheap), so that it
+        follows a learned ground colour, light and background."""
+        faces = self._ground[0][self._ground[1]]  # (2, 3, 3)
+        albedo = self.appearance.ground_color().expand(faces.shape[0], 3)
+        colors = self._shade(faces, albedo)[self._ground_faces.clamp(min=0)]  # (H, W, 3)
+        return torch.where(
+            (self._ground_faces >= 0)[..., None], colors, self.appearance.background()
+        )
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
         """One mesh per scene: the ground (unless ground=False) plus every present object, posed.
@@ -113,17 +122,21 @@ class SceneRenderer(torch.nn.Module):
         as long as one scene of the batch has a face).
         """
         batch = batch.to(self.device)
-        first = self._ground if ground else self._nothing
+        if ground:
+            first = (*self._ground[:2], self.appearance.ground_color().expand(4, 3))
+        else:
+            first = self._nothing
         verts: list[list[torch.Tensor]] = [[first[0]] for _ in range(len(batch))]
         faces: list[list[torch.Tensor]] = [[first[1]] for _ in range(len(batch))]
         colors: list[list[torch.Tensor]] = [[first[2]] for _ in range(len(batch))]
+        albedo = self.appearance.object_colors()  # (S, 3)
         for s, (template, template_faces) in enumerate(self._templates):
             selected = batch.present & (batch.shape == s)  # (B, N)
             if not selected.any():
                 continue
             scene_of = selected.nonzero()[:, 0].tolist()
             posed = _pose(template, batch.xz[selected], batch.yaw[selected], self._heights[s])
-            color = self._colors[s].expand(template.shape[0], 3)
+            color = albedo[s].expand(template.shape[0], 3)
             for b, obj_verts in zip(scene_of, posed, strict=True):
                 verts[b].append(obj_verts)
                 faces[b].append(template_faces)
@@ -133,16 +146,20 @@ class SceneRenderer(torch.nn.Module):
     def forward(self, batch: SceneBatch, mode: RenderMode = "crisp") -> torch.Tensor:
         if mode not in MODES:
             raise ValueError(f"unknown render mode {mode!r}; known: crisp, soft")
+        ground = self.ground_image()
         if len(batch) == 0:
-            return self._ground_image.new_zeros(0, *self._ground_image.shape).permute(0, 3, 1, 2)
+            return ground.new_zeros(0, *ground.shape).permute(0, 3, 1, 2)
         if not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
-            images = self._ground_image.expand(len(batch), -1, -1, -1)
-        elif mode == "crisp":
-            objects = self.object_faces(batch)
-            images = self._paint(self.meshes(batch, ground=False), objects, self._ground_image)
+            images = ground.expand(len(batch), -1, -1, -1)
         else:
-            images = self._soft(self.meshes(batch, ground=False), self.object_faces(batch))
-        return images.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+            meshes, objects = self.meshes(batch, ground=False), self.object_faces(batch)
+            if self.appearance.casts_shadows():
+                ground = self._shadowed(ground, meshes, objects, mode)
+            if mode == "crisp":
+                images = self._paint(meshes, objects, ground)
+            else:
+                images = self._soft(meshes, objects, ground)
+        return self.appearance.tone(images.permute(0, 3, 1, 2).clamp(0.0, 1.0))
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
         return self(SceneBatch.from_scenes(scenes, self.shapes), mode)
@@ -222,28 +239,61 @@ class SceneRenderer(torch.nn.Module):
         return per_shape[shape[order].cpu()].tolist()
 
     def face_colors(self, meshes: Meshes) -> torch.Tensor:
-        """Each face's lit colour (F, 3): Phong shading with the world's light, once per face.
-
-        ambient + diffuse * max(0, n . l), times the face colour, plus the specular term
-        (shininess 1) seen from the camera at the face centre. Differentiable in the vertices.
-        """
-        light = self.world.light
+        """Each face's lit colour (F, 3): Phong shading with the appearance's light, once per
+        face. Differentiable in the vertices and in the appearance."""
         faces = meshes.faces_packed()
-        verts = meshes.verts_packed()[faces]  # (F, 3, 3)
         albedo = meshes.textures.verts_features_packed()[faces[:, 0]]  # (F, 3)
+        return self._shade(meshes.verts_packed()[faces], albedo)
+
+    def _shade(self, verts: torch.Tensor, albedo: torch.Tensor) -> torch.Tensor:
+        """Faces (F, 3, 3) of colour albedo (F, 3) to their lit colour (F, 3):
+        ambient + diffuse * max(0, n . l), times the albedo, plus the world's specular term
+        (shininess 1) seen from the camera at the face centre."""
+        light, direction = self.world.light, self.appearance.direction()
         # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
         # its CPU backward gives a gradient for a pure translation along z.
         normals = F.normalize(
             torch.cross(verts[:, 1] - verts[:, 0], verts[:, 2] - verts[:, 0], dim=-1), dim=-1
         )
-        cos = (normals * self._light_direction).sum(-1, keepdim=True)  # (F, 1)
-        colors = (light.ambient + light.diffuse * cos.clamp(min=0.0)) * albedo
+        cos = (normals * direction).sum(-1, keepdim=True)  # (F, 1)
+        look = self.appearance
+        colors = (look.ambient() + look.diffuse() * cos.clamp(min=0.0)) * albedo
         if light.specular:
             view = F.normalize(self._eye - verts.mean(1), dim=-1)
-            reflect = 2.0 * cos * normals - self._light_direction
+            reflect = 2.0 * cos * normals - direction
             shine = ((view * reflect).sum(-1, keepdim=True).clamp(min=0.0)) * (cos > 0)
             colors = colors + light.specular * shine
         return colors
+
+    def _shadowed(
+        self, ground: torch.Tensor, meshes: Meshes, objects: list[int], mode: RenderMode
+    ) -> torch.Tensor:
+        """The ground image (H, W, 3) darkened by the objects' cast shadows, (B, H, W, 3).
+
+        Planar projected shadows (Blinn 1988, "Me and my (fake) shadow"): every vertex is
+        moved along the light direction onto the table (y = 0), and the flattened objects
+        are rasterised as the objects are (crisp coverage, or the soft silhouette, so that
+        shadows pass gradients to positions and to the light). Where covered, the table
+        loses `shadow` times its diffuse term. Exact for a directional light on a flat
+        table; shadows fall on the table only, not on other objects.
+        """
+        direction = self.appearance.direction()
+        verts = meshes.verts_packed()  # (V, 3)
+        along = verts[:, 1:2] / direction[1].clamp(min=0.05)  # light from below: none
+        flat = verts - along * direction
+        flat = torch.stack([flat[:, 0], torch.zeros_like(flat[:, 1]), flat[:, 2]], -1)
+        ndc = self.project(meshes.offset_verts(flat - verts))
+        face_verts = ndc.verts_packed()[ndc.faces_packed()]  # before rasterising: see _soft
+        pix_to_face = self.rasterize(ndc, objects, mode)
+        if mode == "crisp":
+            cover = (pix_to_face[..., :1] >= 0).to(ground.dtype)  # (B, H, W, 1)
+        else:
+            frags = fragments(face_verts, pix_to_face, clip_bary=True)
+            cover = _silhouette(pix_to_face, frags.dists, self.world)
+        look = self.appearance
+        lit = look.diffuse() * direction[1].clamp(min=0.0) * look.ground_color()  # (3,)
+        on_table = (self._ground_faces >= 0)[..., None]  # (H, W, 1)
+        return ground - look.shadow() * cover * on_table * lit
 
     def _paint(self, meshes: Meshes, objects: list[int], under: torch.Tensor) -> torch.Tensor:
         """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
@@ -251,7 +301,7 @@ class SceneRenderer(torch.nn.Module):
         colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
         return torch.where((pix_to_face >= 0)[..., None], colors, under)
 
-    def _soft(self, meshes: Meshes, objects: list[int]) -> torch.Tensor:
+    def _soft(self, meshes: Meshes, objects: list[int], ground: torch.Tensor) -> torch.Tensor:
         """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
         ndc = self.project(meshes)
         # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
@@ -260,10 +310,11 @@ class SceneRenderer(torch.nn.Module):
         pix_to_face = self.rasterize(ndc, objects, "soft")
         frags = fragments(face_verts, pix_to_face, clip_bary=True)
         colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, K, 3)
-        cam = self.world.camera
-        rgb = softmax_rgb_blend(colors, frags, self._blend, cam.znear, cam.zfar)[..., :3]
+        cam, soft = self.world.camera, self.world.rendering
+        blend = BlendParams(soft.soft_sigma, soft.soft_gamma, self.appearance.background())
+        rgb = softmax_rgb_blend(colors, frags, blend, cam.znear, cam.zfar)[..., :3]
         alpha = _silhouette(pix_to_face, frags.dists, self.world)  # (B, H, W, 1)
-        return alpha * rgb + (1.0 - alpha) * self._ground_image
+        return alpha * rgb + (1.0 - alpha) * ground
 
 
 def _windows(

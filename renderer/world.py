@@ -32,12 +32,25 @@ class LightConfig:
     ambient: float
     diffuse: float
     specular: float
+    shadow: float = 0.0  # share of the diffuse light objects' cast shadows take from the table
 
 
 @dataclass(frozen=True)
 class GroundConfig:
     half_extent: float
     color: Vec3
+
+
+@dataclass(frozen=True)
+class ToneConfig:
+    """How linear intensities become stored pixel values: min(1, exposure * v) ** (1 / gamma).
+
+    The identity (exposure 1, gamma 1) is what our renderer writes; a camera or a renderer
+    that writes sRGB is close to gamma 2.2. Part of the learnable appearance (`air3d adapt`).
+    """
+
+    exposure: float = 1.0
+    gamma: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class World:
     prior: PriorConfig
     pixel_sigma: float
     rendering: RenderingConfig
+    tone: ToneConfig = ToneConfig()  # absent from older configs and checkpoints: identity
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form: what checkpoints store and GET /shapes returns."""
@@ -106,6 +120,7 @@ class World:
                 prior=PriorConfig(**_tuples(data["prior"])),
                 pixel_sigma=float(data["likelihood"]["pixel_sigma"]),
                 rendering=RenderingConfig(**data["rendering"]),
+                tone=ToneConfig(**data.get("tone", {})),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"invalid scene config: {error!r}") from error
@@ -137,6 +152,8 @@ def _check(world: World) -> None:
             raise ValueError(f"workspace.{axis} must be [low, high], low < high; got {[low, high]}")
     if not world.pixel_sigma > 0:
         raise ValueError(f"likelihood.pixel_sigma must be > 0, got {world.pixel_sigma}")
+    if not (world.tone.exposure > 0 and world.tone.gamma > 0):
+        raise ValueError(f"tone.exposure and tone.gamma must be > 0, got {world.tone}")
     if world.image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {world.image_size}")
 

@@ -30,9 +30,10 @@ from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.model import Predictor
 from air3d.renderer import ShapeLibrary, World, load_shape_library
 
-# Parts of the world that change what an image shows: a data set made in another world
-# cannot be read by a model of this one.
-_WORLD_KEYS = ("image_size", "camera", "light", "ground", "background", "workspace")
+# Parts of the world that fix where things appear: a data set made in another geometry
+# cannot be read by a model of this one. The look (light, colours, ground and background
+# colour, tone) may differ: it is what `air3d adapt` learns from unlabeled images.
+_WORLD_KEYS = ("image_size", "camera", "workspace")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

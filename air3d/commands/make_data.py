@@ -1,7 +1,10 @@
 """`air3d make-data --n N --seed S --out DIR`: scenes from the prior with ground truth.
 
 `--renderer blender` draws the same scenes with Blender's Cycles (renderer/blender.py; needs
-`pip install air3d[blender]`) instead of our PyTorch3D renderer.
+`pip install air3d[blender]`) instead of our PyTorch3D renderer; `--renderer mujoco` with
+MuJoCo's OpenGL renderer (renderer/mujoco.py; `pip install air3d[mujoco]` and OSMesa),
+optionally in another look (`--look FILE`: light, colours, ground, tone; e.g.
+configs/look-mujoco.yaml), the unlabeled images that `air3d adapt` learns from.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
     parser.add_argument(
         "--renderer",
-        choices=("pytorch3d", "blender"),
+        choices=("pytorch3d", "blender", "mujoco"),
         default="pytorch3d",
-        help="pytorch3d: ours, crisp (default); blender: Cycles path tracing (air3d[blender])",
+        help="pytorch3d: ours, crisp (default); blender: Cycles path tracing (air3d[blender]); "
+        "mujoco: MuJoCo's OpenGL renderer with shadows (air3d[mujoco])",
+    )
+    parser.add_argument(
+        "--look",
+        type=Path,
+        default=None,
+        help="look file for --renderer mujoco: light, colours, ground, tone (configs/look-*.yaml)",
     )
     parser.add_argument(
         "--samples", type=int, default=64, help="Cycles samples per pixel (--renderer blender)"
@@ -43,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--count must be >= 0, got {args.count}")
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    if args.look is not None and args.renderer != "mujoco":
+        raise ValueError("--look needs --renderer mujoco")
     world, shapes = load_world(args.world), load_shape_library()
+    source = _source(args, world, shapes)
     make_dataset(
         args.out,
         args.n,
@@ -53,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         count=args.count,
         batch_size=args.batch_size,
         device=args.device,
-        source=_source(args, world, shapes),
+        source=source,
     )
+    if hasattr(source, "close"):
+        source.close()
     print(f"wrote {args.n} scenes to {args.out}")
     return 0
 
@@ -63,6 +78,11 @@ def _source(args: argparse.Namespace, world: World, shapes: ShapeLibrary) -> Ima
     """The renderer that draws the images; None: make_dataset's default (ours)."""
     if args.renderer == "pytorch3d":
         return None
+    if args.renderer == "mujoco":
+        from air3d.renderer.mujoco import Look, MujocoRenderer, load_look  # mujoco when asked
+
+        look = load_look(args.look) if args.look is not None else Look()
+        return MujocoRenderer(world, shapes, look, slots=args.count)
     from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # bpy only when asked
 
     return BlenderRenderer(world, shapes, BlenderConfig(samples=args.samples))

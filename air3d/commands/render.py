@@ -1,4 +1,5 @@
-"""`air3d render SCENE.json -o out.png`: draw a scene JSON with the crisp renderer."""
+"""`air3d render SCENE.json -o out.png`: draw a scene JSON with the crisp renderer, in the
+shipped world, a scene config (`--world`) or a checkpoint's world and look (`--checkpoint`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from pathlib import Path
 import torch
 
 from air3d.images import to_pil
-from air3d.renderer import Scene, SceneRenderer, load_shape_library, load_world
+from air3d.model.checkpoint import load_checkpoint
+from air3d.model.predictor import LOOK_AGAIN_FACTOR
+from air3d.renderer import (
+    Scene,
+    SceneRenderer,
+    ShapeLibrary,
+    World,
+    load_shape_library,
+    load_world,
+)
+from air3d.renderer.world import with_max_objects
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -20,17 +31,32 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--size", type=int, default=None, help="upscale the PNG to this many pixels"
     )
-    parser.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    where.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="render in this checkpoint's world and shapes (e.g. the look `air3d adapt` learned)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    world, shapes = load_world(args.world), load_shape_library()
+    if args.checkpoint is not None:
+        checkpoint = load_checkpoint(args.checkpoint)
+        world = World.from_dict(checkpoint["world"])
+        shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
+    else:
+        world, shapes = load_world(args.world), load_shape_library()
     try:
         data = json.loads(args.scene.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{args.scene}: cannot read scene JSON: {error}") from None
-    scene = Scene.from_json(data, world, shapes)
+    # what `air3d infer` and POST /infer answer: up to LOOK_AGAIN_FACTOR times the world's count
+    scene = Scene.from_json(
+        data, with_max_objects(world, LOOK_AGAIN_FACTOR * world.max_objects), shapes
+    )
     with torch.no_grad():
         image = SceneRenderer(world, shapes).render_scenes([scene], args.mode)[0]
     picture = to_pil(image)

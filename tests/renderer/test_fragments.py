@@ -67,7 +67,7 @@ def _reference_image(renderer: SceneRenderer, batch: SceneBatch, mode: str) -> t
     frags = reference.rasterizer(meshes)
     rgb = reference.shader(frags, meshes)[..., :3]
     alpha = _silhouette(frags.pix_to_face, frags.dists, renderer.world)
-    image = alpha * rgb + (1 - alpha) * renderer._ground_image
+    image = alpha * rgb + (1 - alpha) * renderer.ground_image()
     return image.permute(0, 3, 1, 2).clamp(0, 1)
 
 

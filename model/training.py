@@ -135,7 +135,9 @@ class Trainer:
         if self.config.init_from is None:
             return None
         checkpoint = load_checkpoint(self.config.init_from, "cpu")
-        if checkpoint["world"] != self.world.to_dict():
+        # Compared as read back (World.from_dict): older checkpoints lack keys that today's
+        # configs hold with their defaults (e.g. `tone`).
+        if World.from_dict(checkpoint["world"]).to_dict() != self.world.to_dict():
             raise ValueError(
                 f"init_from {self.config.init_from} was trained in another world than this "
                 "run's (compare its scene config with the run's `world`)"

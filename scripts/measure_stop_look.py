@@ -8,8 +8,8 @@ two ways. "q alone, N steps": one forward pass of q run for N steps (max_objects
 max_objects + 3: do the extra steps stay off?). "Predictor, cap N": what `air3d evaluate
 --max-objects N` does, q's passes with the objects found so far painted out (erasure).
 Look table: count and shape on the 0..max set under each look of air3d.evaluation.looks
-(the Predictor as shipped). Writes OUT.md (both tables) and OUT.json (every figure); prints
-the tables.
+(the Predictor with its default cap). Writes OUT.md (both tables) and OUT.json (every
+figure); prints the tables.
 """
 
 from __future__ import annotations
@@ -82,12 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 def _measure(
     predictor: Predictor, dataset: Dataset, images: torch.Tensor, steps: int | None
 ) -> dict[str, Any]:
-    """The Predictor's answers with max_objects = steps (None: as trained)."""
-    predictor.max_objects = steps
+    """The Predictor's answers with max_objects = steps (None: its default)."""
+    default = predictor.max_objects
+    predictor.max_objects = steps or default
     predicted = []
     for start in range(0, len(images), 200):
         predicted += [answer.scene() for answer in predictor.infer(images[start : start + 200])]
-    predictor.max_objects = None
+    predictor.max_objects = default
     return _metrics(predictor, dataset, predicted)
 
 
@@ -143,7 +144,7 @@ def _tables(results: dict[str, Any], n: int, n4: int) -> str:
             for m in measured
         ]
         lines.append(f"| {row} | {' | '.join(cells)} |")
-    lines += ["", f"Looks ({n} scenes of 0..max objects, the model's own step count):", ""]
+    lines += ["", f"Looks ({n} scenes of 0..max objects, the Predictor's default cap):", ""]
     lines += _table(["look", *[f"{label}: {m}" for label in labels for m in ("count", "shape")]])
     for name, measured in results["looks"].items():
         cells = [f"{_pct(m['count_accuracy'])} | {_pct(m['shape_accuracy'])}" for m in measured]

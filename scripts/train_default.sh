@@ -48,4 +48,8 @@ ev --checkpoint runs/finetune2/model.pt --data data/test --max-objects 6 \
 .venv/bin/python scripts/measure_stop_look.py --checkpoint runs/default/model.pt \
   runs/finetune2/model.pt --labels before after --data data/test --data4 data/test4 \
   --out reports/stop-look
+$air3d make-data --n 2000 --seed 1236 --out data/test-extra   # 2,000 more clean scenes
+ev --checkpoint runs/finetune2/model.pt --data data/test-extra --timing-calls 0 \
+  --out runs/stop-look-air-extra
 cp runs/finetune2/model.pt assets/model/default.pt
+$air3d calibrate --checkpoint assets/model/default.pt   # the fit's calibration (issue 10.4)

@@ -185,3 +185,15 @@ def test_training_under_looks_and_lights_runs_and_resumes_exactly(tmp_path):
     a, b = _weights(straight / "model.pt"), _weights(interrupted / "model.pt")
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_init_from_takes_the_shipped_model_and_its_config(tmp_path):
+    """The shipped checkpoint was written before some scene-config keys existed (their
+    defaults stand in): it still counts as this world, and its model config is taken."""
+    shipped = Path(__file__).parents[2] / "assets" / "model" / "default.pt"
+    config = tiny_train_config(
+        tmp_path, init_from=str(shipped), sleep_steps=0, elbo_steps=0, model={}
+    )
+    train(config)
+    assert _weights(tmp_path / "model.pt").keys() == _weights(shipped).keys()
+    assert load_checkpoint(tmp_path / "model.pt")["model_config"]["hidden_dim"] == 256

@@ -2,12 +2,13 @@
 
 Takes images (B, 3, S, S) to the per-step tensors the Predictor reads, stacked (B, N, ...).
 At batch 1 q is some 600 small tensor operations, and Python's dispatch of each costs
-about as much as its arithmetic: run as a TorchScript graph they cost about half (3.0 to
-1.5 ms on the shipped model). Frozen, the weights are constants, so TorchScript's
-`optimize_for_inference` runs the convolutions in oneDNN's blocked layout with the
-weights reordered once and each ReLU fused in place (the image encoder takes half the
-time at batch 64). The same operations in the same order: equal to the eager forward up
-to float summation order (tests/model/test_frozen.py).
+about as much as their arithmetic: as a TorchScript graph they cost a third less. For
+batches, the frozen graph also goes through TorchScript's `optimize_for_inference`: the
+convolutions run in oneDNN's blocked layout with their weights reordered once and each
+ReLU in place (the image encoder takes half the time at batch 64); at batch 1 the layout
+conversions cost more than they save, so a batch of one runs the graph without them.
+The same operations in the same order: equal to the eager forward up to float summation
+order (tests/model/test_fast_inference.py).
 
 The graph is of the weights at the time of freezing: `FrozenQ.fits` tells whether the
 model's weights are still those (an optimiser step or load_state_dict bumps a weight's
@@ -42,21 +43,30 @@ class MeanAnswer(nn.Module):
 
 
 class FrozenQ:
-    """MeanAnswer of a model, traced on an example batch and frozen (CPU only)."""
+    """MeanAnswer of a model, traced on an example batch and frozen (CPU only); the graph
+    for batches of one and the one for larger batches are each made on first use."""
 
     def __init__(self, model: nn.Module, steps: int | None, image_size: int):
-        self.steps = steps
+        self.steps, self.image_size = steps, image_size
+        self.model = model
         self._parameters = list(model.parameters())
         self.key = self._weights_key()
-        example = torch.zeros(2, 3, image_size, image_size)  # no branch depends on values
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            traced = torch.jit.trace(MeanAnswer(model, steps).eval(), example, check_trace=False)
-            self.graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        self._graphs: dict[bool, torch.jit.ScriptModule] = {}  # by "batch of one"
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        single = images.shape[0] == 1
+        if single not in self._graphs:
+            self._graphs[single] = self._freeze(optimize=not single)
         with torch.inference_mode():
-            return dict(zip(ANSWER_FIELDS, self.graph(images), strict=True))
+            return dict(zip(ANSWER_FIELDS, self._graphs[single](images), strict=True))
+
+    def _freeze(self, optimize: bool) -> torch.jit.ScriptModule:
+        example = torch.zeros(2, 3, self.image_size, self.image_size)  # no branch on values
+        answer = MeanAnswer(self.model, self.steps).eval()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            graph = torch.jit.freeze(torch.jit.trace(answer, example, check_trace=False))
+            return torch.jit.optimize_for_inference(graph) if optimize else graph
 
     def fits(self, steps: int | None) -> bool:
         """Whether the graph still computes the model's answer with this many steps: its

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from air3d.allocator import keep_freed_memory
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
 from air3d.renderer import SceneBatch, SceneRenderer
 from air3d.renderer.prior import sample_scene
@@ -137,7 +138,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--page-faults", action="store_true", help="leave the C allocator as it is (allocator.py)"
+    )
     args = parser.parse_args()
+    if not args.page_faults:
+        keep_freed_memory()  # as the air3d command and the service's inference process do
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.checkpoint, "cpu")
     started = time.perf_counter()

@@ -56,17 +56,20 @@ class FrozenQ:
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         single = images.shape[0] == 1
         if single not in self._graphs:
-            self._graphs[single] = self._freeze(optimize=not single)
+            self._graphs[single] = self._freeze(single)
         with torch.inference_mode():
             return dict(zip(ANSWER_FIELDS, self._graphs[single](images), strict=True))
 
-    def _freeze(self, optimize: bool) -> torch.jit.ScriptModule:
-        example = torch.zeros(2, 3, self.image_size, self.image_size)  # no branch on values
+    def _freeze(self, single: bool) -> torch.jit.ScriptModule:
+        """Traced at batch 1 or 2: the encoders branch on "one image" (networks.py), and
+        nothing branches on the values."""
+        example = torch.zeros(1 if single else 2, 3, self.image_size, self.image_size)
         answer = MeanAnswer(self.model, self.steps).eval()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # that branch, known
             graph = torch.jit.freeze(torch.jit.trace(answer, example, check_trace=False))
-            return torch.jit.optimize_for_inference(graph) if optimize else graph
+            return graph if single else torch.jit.optimize_for_inference(graph)
 
     def fits(self, steps: int | None) -> bool:
         """Whether the graph still computes the model's answer with this many steps: its

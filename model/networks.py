@@ -40,7 +40,10 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         coordinates = self.coordinates.to(images.dtype).expand(images.shape[0], -1, -1, -1)
-        return self.fc(self.convs(torch.cat([images, coordinates], dim=1)).flatten(1))
+        x = torch.cat([images, coordinates], dim=1)
+        if x.shape[0] == 1:  # one image: oneDNN's channels-last convolutions beat im2col
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.fc(self.convs(x).flatten(1))
 
 
 class GlimpseEncoder(nn.Module):

@@ -21,6 +21,7 @@ deprecation warnings of tracing and freezing are silenced here.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -64,7 +65,10 @@ class FrozenQ:
         """Traced at batch 1 or 2: the encoders branch on "one image" (networks.py), and
         nothing branches on the values."""
         example = torch.zeros(1 if single else 2, 3, self.image_size, self.image_size)
-        answer = MeanAnswer(self.model, self.steps).eval()
+        model = self.model
+        if single:  # channels-last convolutions want their weights so (else a copy per call)
+            model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        answer = MeanAnswer(model, self.steps).eval()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # that branch, known

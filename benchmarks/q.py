@@ -7,8 +7,8 @@ building the answers) on prior samples at batch 1 and at --batch: median of --re
 calls after a warm-up, in wall-clock time and in the calling thread's CPU time (which
 other processes on a shared machine disturb less). With --baseline REF (a git revision,
 e.g. `main`), the model package of that revision is loaded beside this tree's, from the
-same checkpoint, and the two are called in turn, so that before and after meet the same
-machine state; their answers are compared first.
+same checkpoint, and the two take turns in blocks of 10 calls, so that before and after
+meet the same machine state; their answers are compared first.
 
 The breakdown times the eager model's submodules with forward hooks (a frozen graph has
 no hooks; frozen, each part costs less, in about the same proportions): the image encoder,
@@ -69,19 +69,24 @@ def baseline_predictor_class(ref: str, folder: Path) -> type:
     return importlib.import_module("baseline_model.predictor").Predictor
 
 
-def _time_in_turn(predictors: dict, images: torch.Tensor, repeats: int) -> dict:
-    """Median wall and thread-CPU seconds per call of each predictor, called in turn."""
+def _time_in_turn(predictors: dict, images: torch.Tensor, repeats: int, block: int = 10) -> dict:
+    """Median wall and thread-CPU seconds per call of each predictor. The predictors take
+    turns in blocks of `block` calls, so that each meets the same machine state and runs
+    from its own warm caches (as a server's next call does); a block's first call, which
+    runs after the other model's, is not counted."""
     for predictor in predictors.values():
         for _ in range(3):
             predictor.infer(images)
     wall: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
+    for _ in range(max(1, repeats // block)):
         for name, predictor in predictors.items():
-            start_wall, start_cpu = time.perf_counter(), time.thread_time()
             predictor.infer(images)
-            wall[name].append(time.perf_counter() - start_wall)
-            cpu[name].append(time.thread_time() - start_cpu)
+            for _ in range(block):
+                start_wall, start_cpu = time.perf_counter(), time.thread_time()
+                predictor.infer(images)
+                wall[name].append(time.perf_counter() - start_wall)
+                cpu[name].append(time.thread_time() - start_cpu)
     return {
         name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in predictors
     }

@@ -14,9 +14,11 @@ The graph is of the weights at the time of freezing: `FrozenQ.fits` tells whethe
 model's weights are still those (an optimiser step or load_state_dict bumps a weight's
 version), and the Predictor re-freezes when they are not. The model itself is untouched:
 it still trains, pickles and saves as before; the graph lives beside it, not in it.
-TorchScript is deprecated in favour of torch.compile, which does the same on CPU but
-takes tens of seconds to start on two cores (TorchScript: under a second); the
-deprecation warnings of tracing and freezing are silenced here.
+TorchScript is deprecated in favour of torch.compile, but torch.compile (inductor, with
+freezing) measured worse on both counts on the 2-core CPU: 80-115 s to compile each batch
+size against about a second here, and 2.95 against 2.18 ms at batch 1, 27.4 against 23.8
+ms at batch 64 (benchmarks/RESULTS.md). The deprecation warnings of tracing and freezing
+are silenced here.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ glibc's malloc gives blocks above its mmap threshold (128 KiB at first, raised a
 blocks are freed) back to the kernel when they are freed, and trims the free top of its
 heap above the trim threshold. A forward pass frees its activations when it ends and
 the next one allocates them again, so every page of them comes back through a page
-fault: q at batch 64 took 4,600 page faults and 8 ms of system time per call, and ran
-its own arithmetic 25% slower for the cold memory (29.7 -> 22.4 ms of user time with
-the settings below, benchmarks/q.py). Keeping up to `limit_mib` of freed memory costs
-at most that much resident memory.
+fault: q at batch 64 took 4,600 page faults and 8 ms of system time per call, and with
+the settings below its user time also fell by a quarter, 29.7 -> 22.4 ms (warm memory;
+benchmarks/RESULTS.md, q). Keeping up to `limit_mib` of freed memory costs at most that
+much resident memory.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
-from air3d.renderer.fragments import fragments
+from air3d.renderer.fragments import pixel_fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
 from air3d.renderer.world import World
@@ -259,19 +259,17 @@ class SceneRenderer(torch.nn.Module):
         # would cache a copy without autograd history.
         face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
         pix_to_face = self.rasterize(ndc, objects, "soft")
-        frags = fragments(face_verts, pix_to_face, clip_bary=True)
-        # Blend the covered pixels only (P of the B * H * W; the others show the ground:
-        # coverage 0). PyTorch3D's blend is per pixel, so it runs unchanged on the covered
-        # pixels laid out as a (P, 1, 1, K) image; the uncovered ones were most of its work.
+        # Fragments and blend of the covered pixels only (P of the B * H * W; the others
+        # show the ground: coverage 0). PyTorch3D's blend is per pixel, so it runs unchanged
+        # on the covered pixels laid out as a (P, 1, 1, K) image; the uncovered pixels were
+        # most of its work (soft forward + backward at batch 64: 188 -> 390 scenes/s).
         B, H, W, K = pix_to_face.shape
         pixels = (pix_to_face[..., 0] >= 0).reshape(-1).nonzero()[:, 0]  # nearest slot first
-
-        def covered(field: torch.Tensor) -> torch.Tensor:  # (B, H, W, K) -> (P, 1, 1, K)
-            return field.reshape(B * H * W, K)[pixels][:, None, None]
-
+        faces = pix_to_face.reshape(B * H * W, K)[pixels]  # (P, K)
+        zbuf, _, dists = pixel_fragments(face_verts, faces, pixels % (H * W), H, clip_bary=True)
         hit = Fragments(
-            pix_to_face=covered(pix_to_face), zbuf=covered(frags.zbuf), bary_coords=None,
-            dists=covered(frags.dists),
+            pix_to_face=faces[:, None, None], zbuf=zbuf[:, None, None], bary_coords=None,
+            dists=dists[:, None, None],
         )  # fmt: skip
         colors = self.face_colors(meshes)[hit.pix_to_face.clamp(min=0)]  # (P, 1, 1, K, 3)
         cam = self.world.camera

@@ -34,6 +34,8 @@ Where the time goes on CPU, and what this module does about it:
 - PyTorch3D's naive CPU rasteriser costs about a microsecond per pixel and mesh whatever
   the faces (it has no CPU binning), so each object is rasterised alone in a small
   window around its screen box, and the windows' fragments are merged (`rasterize`).
+- Soft mode computes fragments, colours, blend and silhouette for the covered pixels
+  alone (those with a fragment): the rest of the image is the ground, untouched.
 Timings and what remains: benchmarks/RESULTS.md (Renderer).
 """
 

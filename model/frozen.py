@@ -6,7 +6,8 @@ about as much as their arithmetic: as a TorchScript graph they cost a third less
 batches, the frozen graph also goes through TorchScript's `optimize_for_inference`: the
 convolutions run in oneDNN's blocked layout with their weights reordered once and each
 ReLU in place (the image encoder takes half the time at batch 64); at batch 1 the layout
-conversions cost more than they save, so a batch of one runs the graph without them.
+conversions cost more than they save, so a batch of one runs the graph without them,
+traced from a channels-last copy of the model (its convolutions then copy no weights).
 The same operations in the same order: equal to the eager forward up to float summation
 order (tests/model/test_fast_inference.py).
 

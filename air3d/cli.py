@@ -9,7 +9,7 @@ import sys
 from air3d.allocator import keep_freed_memory
 
 # Each module defines register(subparsers) -> argparse.ArgumentParser and run(args) -> int.
-COMMANDS = ("serve", "train", "evaluate", "infer", "render", "rerender", "make_data")
+COMMANDS = ("serve", "train", "evaluate", "infer", "render", "rerender", "make_data", "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,30 +32,47 @@ class UnsupportedImageError(ImageError):
 
 def decode_image(data: bytes, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
     """Takes PNG or JPEG bytes to a float tensor (3, image_size, image_size) in [0, 1]."""
+    image = open_image(
+        data, too_large=f"image too large to decode safely (over {max_pixels} pixels)"
+    )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+        )
+    return load_pixels(image, image_size)
+
+
+def open_image(data: bytes, too_large: str) -> Image.Image:
+    """The opened image (header read, pixels not decoded); ImageError if it is unusable.
+    too_large: the message when Pillow's decompression-bomb guard fires (callers name their
+    own limit, which is far below Pillow's)."""
     if not data:
         raise ImageError("empty file: expected a PNG or JPEG image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise UnsupportedImageError(
-                    f"unsupported image type {image.format}; accepted: PNG, JPEG"
-                )
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"image is {width}x{height} = {width * height} pixels; "
-                    f"the limit is {max_pixels}"
-                )
-            image.load()
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise ImageTooLargeError(f"image too large to decode safely: {error}") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageTooLargeError(too_large) from None
     except UnidentifiedImageError:
         raise ImageError("not an image: expected a PNG or JPEG file") from None
     except (OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, ImageError):
-            raise
+        raise ImageError(f"corrupt or truncated image: {error}") from None
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageError(f"unsupported image type {image.format}; accepted: PNG, JPEG")
+    return image
+
+
+def load_pixels(image: Image.Image, image_size: int, draft: bool = False) -> torch.Tensor:
+    """Decodes an opened image to (3, image_size, image_size) float in [0, 1]. draft: let a
+    JPEG decode at its own 1/2, 1/4 or 1/8 scale, never below image_size (far cheaper for
+    large photos; the result is resized to image_size either way)."""
+    try:
+        if draft and image.format == "JPEG":
+            image.draft("RGB", (image_size, image_size))
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"corrupt or truncated image: {error}") from None
     return to_tensor(image, image_size)
 

@@ -67,6 +67,7 @@ class InferSummary:
     errors: int  # images written as error lines (unreadable)
     output: Path  # the file this process appended to (OUT, or its shard)
     merged_shards: int = 0  # shard files folded into OUT by this process
+    not_scenes: int = 0  # inferred images whose fit flags them not a scene
 
 
 def run_inference(
@@ -93,7 +94,7 @@ def run_inference(
     todo = [source for source in mine if source not in done]
     target = shard_path(out, shard) if shard.distributed else out
 
-    inferred = errors = 0
+    inferred = errors = not_scenes = 0
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     desc = f"infer (rank 0 of {shard.world_size})" if shard.distributed else "infer"
     with (
@@ -115,6 +116,7 @@ def run_inference(
             writer.write(records)
             errors += sum("error" in record for record in records)
             inferred += sum("error" not in record for record in records)
+            not_scenes += sum(record.get("fit", {}).get("not_a_scene", False) for record in records)
             bar.update(len(batch))
 
     merged = 0
@@ -125,7 +127,9 @@ def run_inference(
         barrier(shard)  # nobody returns (and reruns) before the merge is on disk
     elif existing_shards(out):
         merged = merge_shards(out)
-    return InferSummary(len(mine), len(mine) - len(todo), inferred, errors, target, merged)
+    return InferSummary(
+        len(mine), len(mine) - len(todo), inferred, errors, target, merged, not_scenes
+    )
 
 
 def _done_sources(paths: Sequence[Path], model: dict[str, Any]) -> set[str]:

@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/q.py [--baseline REF] [--checkpoint PATH] [--threads 1]
 
-Times `Predictor.infer` (q's forward pass, the frozen graph of model/frozen.py, plus
-building the answers) on prior samples at batch 1 and at --batch: median of --repeats
-calls after a warm-up, in wall-clock time and in the calling thread's CPU time (which
-other processes on a shared machine disturb less). With --baseline REF (a git revision,
-e.g. `main`), the model package of that revision is loaded beside this tree's, from the
-same checkpoint, and the two take turns in blocks of 10 calls, so that before and after
-meet the same machine state; their answers are compared first.
+Times `Predictor.infer` without the fit (benchmarks/fit.py times that): q's forward pass
+(the frozen graph of model/frozen.py) plus building the answers, on prior samples at
+batch 1 and at --batch: median of --repeats calls after a warm-up, in wall-clock time and
+in the calling thread's CPU time (which other processes on a shared machine disturb less).
+With --baseline REF (a git revision, e.g. `main`), the model package of that revision is
+loaded beside this tree's, from the same checkpoint, and the two take turns in blocks of
+10 calls, so that before and after meet the same machine state; their answers are
+compared first.
 
 The breakdown times the eager model's submodules with forward hooks (a frozen graph has
 no hooks; frozen, each part costs less, in about the same proportions): the image encoder,
@@ -30,6 +31,7 @@ import tarfile
 import tempfile
 import time
 from collections import defaultdict
+from inspect import signature
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +152,7 @@ def main() -> None:
     if not args.page_faults:
         keep_freed_memory()  # as the air3d command and the service's inference process do
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, "cpu")
+    predictor = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False)
     started = time.perf_counter()
     predictor.warmup()
     warmup = time.perf_counter() - started
@@ -158,12 +160,14 @@ def main() -> None:
     folder = tempfile.TemporaryDirectory()
     if args.baseline:
         before = baseline_predictor_class(args.baseline, Path(folder.name))
-        predictors = {"before": before.from_checkpoint(args.checkpoint, "cpu"), **predictors}
+        no_fit = {"fit": False} if "fit" in signature(before.from_checkpoint).parameters else {}
+        before = before.from_checkpoint(args.checkpoint, "cpu", **no_fit)
+        predictors = {"before": before, **predictors}
     images = _images(predictor, args.batch)
     load = os.getloadavg()[0]
     sizes = (1, args.batch)
     timings = {size: _time_in_turn(predictors, images[:size], args.repeats) for size in sizes}
-    eager = Predictor.from_checkpoint(args.checkpoint, "cpu", frozen=False)
+    eager = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False, frozen=False)
     rows = {size: _breakdown(eager, images[:size], args.repeats) for size in sizes}
     print(f"checkpoint {args.checkpoint.name}; torch threads {torch.get_num_threads()}; "
           f"load average (1 min) before {load:.1f}, after {os.getloadavg()[0]:.1f}; "

@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, max_objects=args.max_objects)
+    predictor = Predictor.from_checkpoint(args.checkpoint, max_objects=args.max_objects, fit=False)
     data = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
     images = srgb(data.images) if args.look == "srgb" else data.images
     width = predictor.world.workspace.width

@@ -59,15 +59,17 @@ def match_steps(
 def sleep_loss(
     out: AIROutput, target: SceneBatch, latents: LatentSpace, ordered: bool = True
 ) -> dict[str, torch.Tensor]:
-    """Negative log q(z | x) of the true latents, per scene, averaged over the batch."""
+    """Negative log q(z | x) of the true latents, per scene, averaged over the batch.
+
+    `out` may hold more steps than `target` has slots (N >= max_objects): AIR is then
+    taught to stop, every step past a scene's count is trained "absent"."""
     pres_logit = out.stack("pres_logit")  # (B, N)
     xz_loc, xz_scale = out.stack("xz_loc"), out.stack("xz_scale")  # (B, N, 2)
     B, N = pres_logit.shape
     index, matched = match_steps(latents.squash(xz_loc), target, ordered)
-    counts = target.present.sum(1)  # (B,)
-    steps = torch.arange(N, device=pres_logit.device)[None]
-    # Presence: AIR's steps < K say "present", step K says "stop", later steps are unseen.
-    pres_seen = steps <= counts[:, None] if ordered else torch.ones_like(matched)
+    # Presence: AIR's steps < K say "present", every later step says "absent". Training the
+    # steps past the stop too (q run for more steps than the prior's maximum) is what keeps
+    # extra steps off when inference allows more steps than training scenes held.
     pres_loss = nn.functional.binary_cross_entropy_with_logits(
         pres_logit, matched.float(), reduction="none"
     )
@@ -96,7 +98,7 @@ def sleep_loss(
     has_yaw = latents.has_yaw[true_shape]
     m = matched.float()
     terms = {
-        "presence": (pres_loss * pres_seen.float()).sum(1).mean(),
+        "presence": pres_loss.sum(1).mean(),
         "position": (xz_error * m).sum(1).mean(),
         "position_std": (xz_nll * m).sum(1).mean(),
         "glimpse": (coarse * m).sum(1).mean(),  # steers the first glimpse

@@ -12,13 +12,20 @@ from torch import nn
 
 from air3d.assets import ASSETS_DIR
 from air3d.model.build import build_model
+from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
+from air3d.model.erasure import erase_found, new_objects, supported
+from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.refine import Refiner, check_refine_steps
-from air3d.renderer import Scene, SceneBatch, SceneObject, ShapeLibrary, World
+from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.scene import append_rows
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
+# A candidate nearer than this fraction of the prior's minimum separation to an object
+# already found is what is left of that object (its rim), not a new one.
+MIN_DISTANCE_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,16 +49,25 @@ class InferredObject:
 @dataclass(frozen=True)
 class Inference:
     objects: tuple[InferredObject, ...]
+    fit: Fit | None = None  # how well the answer explains its image (None: not assessed)
 
     def to_json(self) -> dict[str, Any]:
-        return {"objects": [obj.to_json() for obj in self.objects], "count": len(self.objects)}
+        data = {"objects": [obj.to_json() for obj in self.objects], "count": len(self.objects)}
+        if self.fit is not None:
+            data["fit"] = self.fit.to_json()
+        return data
 
     def scene(self) -> Scene:
         return Scene(tuple(SceneObject(o.shape, o.position, o.yaw_deg) for o in self.objects))
 
 
 class Predictor:
-    """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences."""
+    """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences.
+
+    An answer is q's (one forward pass), then refined (`refine` render-and-compare steps,
+    model/refine.py), then assessed (`fit`: how well its rendering explains the image,
+    model/fit.py), in that order: the fit is the final answer's.
+    """
 
     def __init__(
         self,
@@ -62,6 +78,8 @@ class Predictor:
         checkpoint_hash: str,
         max_objects: int | None = None,
         refine: int = 0,
+        fit: bool = True,
+        calibration: Calibration | None = None,
         frozen: bool = False,
     ):
         self.model = model.eval()
@@ -69,10 +87,20 @@ class Predictor:
         # made on first use (under a second); off for a model still in training.
         self.frozen = frozen and FrozenQ.applies(model)
         self._frozen_q: FrozenQ | None = None
-        self.max_objects = max_objects  # None: as trained; more lets AIR run extra steps
+        # the most objects an answer holds; None: as many as q was trained on. Above that q
+        # runs as many steps and looks again at what is left (_ask_q).
+        if max_objects is not None and max_objects < 1:
+            raise ValueError(
+                f"max_objects must be at least 1 (or None: as trained); got {max_objects}"
+            )
+        self.max_objects = max_objects
         check_refine_steps(refine)
         self.refine = refine  # render-and-compare steps after q (model/refine.py); 0: plain AIR
         self._refiner: Refiner | None = None  # built on first use
+        self.fit = fit  # assess every answer (a crisp render of the batch)
+        self.calibration = calibration  # of the fit (model/calibration.py); None: raw fit only
+        self._scorer: FitScorer | None = None  # built on first use
+        self._renderer: SceneRenderer | None = None  # built on first use
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
@@ -85,8 +113,11 @@ class Predictor:
         device: str | torch.device = "cpu",
         max_objects: int | None = None,
         refine: int = 0,
+        fit: bool = True,
         frozen: bool = True,
     ) -> Predictor:
+        """ValueError if the checkpoint is broken; a checkpoint without a fit calibration
+        (or with one made for other weights) answers with uncalibrated fits."""
         checkpoint = load_checkpoint(path, "cpu")
         try:
             world = World.from_dict(checkpoint["world"])
@@ -96,9 +127,12 @@ class Predictor:
             model.load_state_dict(checkpoint["model"])
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
+        calibration = read_calibration(checkpoint, path)
         name = f"air3d-{config.kind}-{Path(path).stem}"
-        model, checkpoint_hash = model.to(device), file_hash(path)
-        return cls(model, world, shapes, name, checkpoint_hash, max_objects, refine, frozen)
+        return cls(
+            model.to(device), world, shapes, name, file_hash(path), max_objects, refine, fit,
+            calibration, frozen,
+        )  # fmt: skip
 
     def warmup(self) -> None:
         """Makes the frozen graphs (one image, a batch) and runs each twice: TorchScript
@@ -116,10 +150,23 @@ class Predictor:
         answer, presence, shape_probs = self._ask_q(images)
         if steps:
             answer = self.refiner().refine(images, answer, steps).to("cpu")
+        fits = self.scorer().assess(images, answer) if self.fit else [None] * len(answer)
         # Python lists once, not a tensor index per number: 64 answers in 0.4 ms, not 1.5.
         columns = (answer.present, answer.shape, answer.xz, answer.yaw, presence, shape_probs)
-        scenes = zip(*(column.tolist() for column in columns), strict=True)
+        scenes = zip(*(column.tolist() for column in columns), fits, strict=True)
         return [self._inference(*scene) for scene in scenes]
+
+    def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
+        """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""
+        if len(images) != len(inferences):
+            raise ValueError(f"{len(images)} images but {len(inferences)} inferences")
+        batch = SceneBatch.from_scenes([i.scene() for i in inferences], self.shapes)
+        return self.scorer().assess(images, batch)
+
+    def scorer(self) -> FitScorer:
+        if self._scorer is None:
+            self._scorer = FitScorer(self.world, self.shapes, self.calibration, self.device)
+        return self._scorer
 
     def refiner(self) -> Refiner:
         if self._refiner is None:
@@ -130,8 +177,46 @@ class Predictor:
     @torch.inference_mode()
     def _ask_q(self, images: torch.Tensor) -> tuple[SceneBatch, torch.Tensor, torch.Tensor]:
         """q's answer, one slot per step, and its presence (B, N) and shape probabilities
-        (B, N, S) per step."""
-        out = self._q_answer(images.to(self.device, torch.float32))
+        (B, N, S) per step.
+
+        Where max_objects is above the count q was trained on, q then looks again at what
+        is left (model/erasure.py): the objects found so far are painted out and q reads the
+        rest, pass after pass, while a pass finds something and the cap is not reached. The
+        first pass must have found nearly as many objects as q was trained on (all but one):
+        q stops by itself on emptier scenes, and those cost nothing more.
+        """
+        images = images.to(self.device, torch.float32)
+        cap = self.world.max_objects if self.max_objects is None else self.max_objects
+        # Each pass runs q for as many steps as it was trained with (fewer if capped lower);
+        # objects beyond that come from further passes.
+        steps = min(cap, self.world.max_objects)
+        answer, presence, shape_probs = self._q_pass(images, steps)
+        last_found = answer.present.sum(1)
+        while self.model.config.kind == "air":
+            # q stopped by itself short of its steps (less one: it may stop early on crowded
+            # scenes) where the pass found fewer: nothing is left there.
+            looking = (last_found >= max(steps - 1, 1)) & (answer.present.sum(1) < cap)
+            if not looking.any():
+                break
+            rows = looking.nonzero()[:, 0]
+            found = answer[rows]
+            erased, ground = erase_found(images[rows], found, self.renderer())
+            more, more_presence, more_shape_probs = self._q_pass(erased, steps)
+            min_distance = MIN_DISTANCE_FACTOR * self.world.prior.min_separation
+            new = new_objects(found, more, min_distance)
+            new &= supported(erased, ground, more.with_present(new), self.renderer())
+            new &= new.cumsum(1) <= cap - found.present.sum(1)[:, None]  # within the cap
+            last_found = torch.zeros_like(last_found).index_put((rows,), new.sum(1))
+            answer = answer.append(rows, more.with_present(new))
+            presence = append_rows(presence, rows, more_presence)
+            shape_probs = append_rows(shape_probs, rows, more_shape_probs)
+        return answer, presence, shape_probs
+
+    def _q_pass(
+        self, images: torch.Tensor, steps: int
+    ) -> tuple[SceneBatch, torch.Tensor, torch.Tensor]:
+        """One forward pass of q over images already on the device (see _ask_q)."""
+        out = self._q_answer(images, steps)
         presence = torch.sigmoid(out["pres_logit"]).cpu()  # (B, N)
         shape_probs = torch.softmax(out["shape_logits"], -1).cpu()  # (B, N, S)
         xz = self.model.latents.squash(out["xz_loc"]).cpu()  # (B, N, 2)
@@ -141,14 +226,20 @@ class Predictor:
         answer = SceneBatch(out["shape"].cpu(), present, xz, out["yaw"].cpu())
         return answer, presence, shape_probs
 
-    def _q_answer(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _q_answer(self, images: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
         """q's mean-mode answer: ANSWER_FIELDS stacked over steps (B, N, ...)."""
         if not self.frozen:
-            out = self.model(images, "mean", self.max_objects)
+            out = self.model(images, "mean", steps)
             return {name: out.stack(name) for name in ANSWER_FIELDS}
-        if self._frozen_q is None or not self._frozen_q.fits(self.max_objects):
-            self._frozen_q = FrozenQ(self.model, self.max_objects, self.image_size)
+        if self._frozen_q is None or not self._frozen_q.fits(steps):
+            self._frozen_q = FrozenQ(self.model, steps, self.image_size)
         return self._frozen_q(images)
+
+    def renderer(self) -> SceneRenderer:
+        """The crisp renderer that erasure uses (built on first use)."""
+        if self._renderer is None:
+            self._renderer = SceneRenderer(self.world, self.shapes, self.device)
+        return self._renderer
 
     def _inference(
         self,
@@ -158,6 +249,7 @@ class Predictor:
         yaw: list[float],
         presence: list[float],
         shape_probs: list[list[float]],
+        fit: Fit | None,
     ) -> Inference:
         """One scene of the answer, each argument per step (N, ...); each object carries
         q's presence and shape probabilities at its step (an object that refinement added
@@ -175,4 +267,4 @@ class Predictor:
                     shape_probs=dict(zip(self.shapes.names, shape_probs[n], strict=True)),
                 )
             )
-        return Inference(tuple(objects))
+        return Inference(tuple(objects), fit)

@@ -1,15 +1,20 @@
-"""The sleep stage's data: prior samples rendered once (crisp), cached on disk, sliced by step."""
+"""The sleep stage's data: prior samples rendered once (crisp), cached on disk, sliced by step.
+
+With a light probability (AugmentConfig.light_probability) chunks of the pool are rendered
+each under its own random light (model/augment.py): the same cost as one light, since every
+scene is rendered once either way."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from air3d.model.augment import AugmentConfig, random_light
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.prior import sample_scenes
 
@@ -30,17 +35,21 @@ class ScenePool:
         shapes: ShapeLibrary,
         renderer: SceneRenderer,
         cache_dir: str | None,
+        looks: AugmentConfig | None = None,
     ) -> ScenePool:
         """Like sample(), but kept in cache_dir keyed by everything that shapes the pool, so
         that resumed and repeated runs skip the rendering (minutes for 60k scenes on CPU)."""
         if cache_dir is None:
-            return cls.sample(n, seed, world, shapes, renderer)
-        key = json.dumps([n, seed, world.to_dict(), shapes.to_dict()], sort_keys=True)
+            return cls.sample(n, seed, world, shapes, renderer, looks)
+        parts: list = [n, seed, world.to_dict(), shapes.to_dict()]
+        if looks is not None and looks.light_probability > 0:
+            parts.append([looks.light_probability, looks.strength, looks.light_chunk])
+        key = json.dumps(parts, sort_keys=True)
         path = Path(cache_dir) / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.exists():
             data = torch.load(path, weights_only=True)
             return cls(data["images"], SceneBatch(*data["latents"]))
-        pool = cls.sample(n, seed, world, shapes, renderer)
+        pool = cls.sample(n, seed, world, shapes, renderer, looks)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"images": pool.images, "latents": list(batch_tensors(pool.latents))}, tmp)
@@ -49,13 +58,26 @@ class ScenePool:
 
     @classmethod
     def sample(
-        cls, n: int, seed: int, world: World, shapes: ShapeLibrary, renderer: SceneRenderer
+        cls,
+        n: int,
+        seed: int,
+        world: World,
+        shapes: ShapeLibrary,
+        renderer: SceneRenderer,
+        looks: AugmentConfig | None = None,
     ) -> ScenePool:
         scenes = sample_scenes(world, shapes, n, seed)
+        lit = looks is not None and looks.light_probability > 0
+        chunk = looks.light_chunk if lit else 256
+        generator = torch.Generator().manual_seed(seed + 104_729)
         chunks = []
         with torch.no_grad():
-            for start in range(0, n, 256):
-                rendered = renderer.render_scenes(scenes[start : start + 256], "crisp")
+            for start in range(0, n, chunk):
+                draw = renderer
+                if lit and float(torch.rand(1, generator=generator)) < looks.light_probability:
+                    light = random_light(world.light, generator, looks.strength)
+                    draw = SceneRenderer(replace(world, light=light), shapes, renderer.device)
+                rendered = draw.render_scenes(scenes[start : start + chunk], "crisp")
                 chunks.append((rendered * 255).round().to(torch.uint8).cpu())
         images = torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
         return cls(images, SceneBatch.from_scenes(scenes, shapes, world.max_objects))

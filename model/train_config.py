@@ -31,6 +31,10 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     validate_size: int = 256  # held-out prior samples for the count accuracy logged in training
+    extra_steps: int = 3  # sleep stage: AIR runs max_objects + this many steps, the extra ones
+    #                       trained "absent" (learning to stop); 0: as many steps as objects
+    init_from: str | None = None  # checkpoint whose q starts the run (fine-tuning); None: fresh
+    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig overrides (looks)
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
 
     @classmethod

@@ -4,8 +4,11 @@ Settings are TrainConfig (train_config.py); the sleep stage's data is a ScenePoo
 (scene_pool.py); metrics go through MetricsLog (metrics_log.py).
 
 The loop is generic: the model's objective (objective.py) returns its terms as a dict; the
-loop steps the optimiser, logs, checkpoints and resumes. CPU or CUDA; under torchrun each
-rank draws its own data and DistributedDataParallel averages the gradients.
+loop steps the optimiser, logs, checkpoints and resumes. The sleep stage runs AIR for
+`extra_steps` more steps than the world's max_objects (trained "absent": learning to stop)
+and varies the images' look (augment.py); `init_from` starts from a trained q (fine-tuning).
+CPU or CUDA; under torchrun each rank draws its own data and DistributedDataParallel
+averages the gradients.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from air3d.model.augment import AugmentConfig, augment
 from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig
@@ -38,9 +42,13 @@ from air3d.renderer.prior import shape_probabilities
 class Trainee(nn.Module):
     """q plus its NVIL baseline: one module, so that DDP sees every trained parameter."""
 
-    def __init__(self, config: ModelConfig, world: World, shapes: ShapeLibrary):
+    def __init__(
+        self, config: ModelConfig, world: World, shapes: ShapeLibrary, extra_steps: int = 0
+    ):
         super().__init__()
         self.q = build_model(config, world, shapes)
+        # Steps the sleep stage runs: AIR past the prior's maximum, the slot baseline as built.
+        self.sleep_steps = world.max_objects + extra_steps if config.kind == "air" else None
         self.baseline = NVILBaseline(config.feature_dim, config.hidden_dim)
         probs = shape_probabilities(world, shapes)
         self.register_buffer("shape_log_prior", torch.tensor(probs).clamp(min=1e-12).log())
@@ -56,7 +64,9 @@ class Trainee(nn.Module):
         """The stage's objective terms: "sleep" needs the true latents, "elbo" does not."""
         if stage == "sleep":
             ordered = self.q.config.kind == "air"
-            return sleep_loss(self.q(images, "mean"), targets, self.q.latents, ordered)
+            out = self.q(images, "mean", self.sleep_steps)
+            return sleep_loss(out, targets, self.q.latents, ordered)
+        # The ELBO stage keeps max_objects steps: its count prior has no mass beyond them.
         out = self.q(images, "sample")
         return elbo_terms(
             out, images, renderer, world, self.q.latents, self.baseline, self.shape_log_prior
@@ -89,11 +99,20 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         self.out = Path(config.out)
         self.world, self.shapes = _load_world(config.world), _load_shapes()
-        self.model_config = ModelConfig.from_dict(config.model)
+        if config.extra_steps < 0:
+            raise ValueError(f"extra_steps must be >= 0, got {config.extra_steps}")
+        self.looks = AugmentConfig.from_dict(config.augment)
+        initial = self._initial_checkpoint()
+        model_overrides = {**(initial["model_config"] if initial else {}), **config.model}
+        self.model_config = ModelConfig.from_dict(model_overrides)
         if self.model_config.kind != "air" and config.elbo_steps:
             raise ValueError("elbo_steps needs model.kind=air: the baseline has no ELBO stage")
         torch.manual_seed(config.seed)
-        self.trainee = Trainee(self.model_config, self.world, self.shapes).to(self.device)
+        self.trainee = Trainee(self.model_config, self.world, self.shapes, config.extra_steps).to(
+            self.device
+        )
+        if initial is not None:
+            self._load_initial(initial)
         self.renderer = SceneRenderer(self.world, self.shapes, self.device)
         self.optimizer = torch.optim.Adam(
             [
@@ -110,6 +129,27 @@ class Trainer:
             self.module = nn.parallel.DistributedDataParallel(
                 self.trainee, find_unused_parameters=True
             )
+
+    def _initial_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint named by init_from, checked to be of this run's world."""
+        if self.config.init_from is None:
+            return None
+        checkpoint = load_checkpoint(self.config.init_from, "cpu")
+        if checkpoint["world"] != self.world.to_dict():
+            raise ValueError(
+                f"init_from {self.config.init_from} was trained in another world than this "
+                "run's (compare its scene config with the run's `world`)"
+            )
+        return checkpoint
+
+    def _load_initial(self, checkpoint: dict[str, Any]) -> None:
+        try:
+            self.trainee.q.load_state_dict(checkpoint["model"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"init_from {self.config.init_from} does not fit the model config "
+                f"{self.model_config.to_dict()}: {error}"
+            ) from None
 
     @property
     def total_steps(self) -> int:
@@ -172,6 +212,7 @@ class Trainer:
             self.shapes,
             self.renderer,
             c.pool_cache,
+            self.looks,
         )
         held_out = ScenePool.sample(
             c.validate_size, c.seed + 1_000_003, self.world, self.shapes, self.renderer
@@ -186,6 +227,8 @@ class Trainer:
             images, targets = pool.batch(
                 self._batch_index(self.step, len(pool.images), size), self.device
             )
+            if stage == "sleep":
+                images = self._vary_looks(images)
             self._set_lr(self.step)
             self.module.train()
             terms = self.module(stage, images, targets, self.renderer, self.world)
@@ -205,6 +248,9 @@ class Trainer:
             if self.step % c.log_every == 0 or self.step == self.total_steps:
                 self.metrics = {k: float(v.detach()) for k, v in terms.items()}
                 self.metrics["count_accuracy"] = self.validate(held_out)
+                if self.trainee.sleep_steps and c.extra_steps:
+                    steps = self.trainee.sleep_steps  # are the extra steps off?
+                    self.metrics["count_accuracy_extra_steps"] = self.validate(held_out, steps)
                 log.write(self.step, stage, self.metrics)
                 bar.set_postfix(stage=stage, loss=f"{loss.item():.3g}",
                                 count_acc=f"{self.metrics['count_accuracy']:.3f}")  # fmt: skip
@@ -222,13 +268,24 @@ class Trainer:
             dist.destroy_process_group()
         return self.metrics
 
+    def _vary_looks(self, images: torch.Tensor) -> torch.Tensor:
+        """The sleep batch under random looks; the draw is a function of (seed, step) alone
+        so that a resumed run sees the looks the uninterrupted run would have."""
+        if self.looks.probability == 0:
+            return images
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step + 7)
+        return augment(images.cpu(), self.looks, generator).to(self.device)
+
     @torch.no_grad()
-    def validate(self, held_out: ScenePool) -> float:
+    def validate(self, held_out: ScenePool, max_objects: int | None = None) -> float:
         """Count accuracy of q's answer on held-out prior samples, counted as the Predictor
-        counts (presence > 0.5; AIR stops at its first absent step)."""
+        counts (presence > 0.5; AIR stops at its first absent step), with max_objects steps
+        (None: the world's)."""
         index = torch.arange(len(held_out.images))
         images, targets = held_out.batch(index, self.device)
-        predictor = Predictor(self.trainee.q, self.world, self.shapes, "in-training", "")
+        predictor = Predictor(
+            self.trainee.q, self.world, self.shapes, "in-training", "", max_objects
+        )
         count = torch.tensor([len(answer.objects) for answer in predictor.infer(images)])
         return float((count == targets.present.sum(1).cpu()).float().mean())
 

@@ -104,6 +104,20 @@ class SceneBatch:
     def to(self, device: torch.device | str) -> SceneBatch:
         return SceneBatch(*(t.to(device) for t in (self.shape, self.present, self.xz, self.yaw)))
 
+    def __getitem__(self, rows: torch.Tensor | slice) -> SceneBatch:
+        """The scenes at rows (an index tensor or a slice), all slots."""
+        return SceneBatch(self.shape[rows], self.present[rows], self.xz[rows], self.yaw[rows])
+
+    def with_present(self, present: torch.Tensor) -> SceneBatch:
+        """The same slots with another presence mask (B, N)."""
+        return SceneBatch(self.shape, present, self.xz, self.yaw)
+
+    def append(self, rows: torch.Tensor, more: SceneBatch) -> SceneBatch:
+        """M more slots per scene: more's (len(rows), M) slots at rows, empty elsewhere."""
+        mine = (self.shape, self.present, self.xz, self.yaw)
+        theirs = (more.shape, more.present, more.xz, more.yaw)
+        return SceneBatch(*(append_rows(a, rows, b) for a, b in zip(mine, theirs, strict=True)))
+
     @classmethod
     def from_scenes(
         cls, scenes: Sequence[Scene], shapes: ShapeLibrary, slots: int | None = None
@@ -139,3 +153,11 @@ class SceneBatch:
                 objects.append(SceneObject(spec.name, (x, spec.height / 2, z), yaw_deg))
             scenes.append(Scene(tuple(objects)))
         return scenes
+
+
+def append_rows(values: torch.Tensor, rows: torch.Tensor, more: torch.Tensor) -> torch.Tensor:
+    """values (B, N, ...) with more (len(rows), M, ...) appended along dim 1 at rows, zeros
+    (False) elsewhere: per-slot tensors of a SceneBatch that grows by M slots."""
+    padded = values.new_zeros(values.shape[0], *more.shape[1:])
+    padded[rows] = more.to(padded.device)
+    return torch.cat([values, padded], 1)

@@ -10,39 +10,15 @@ resize as elsewhere (air3d.images.to_tensor).
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from air3d.images import (
-    ACCEPTED_FORMATS,
-    ImageError,
-    ImageTooLargeError,
-    UnsupportedImageError,
-    to_tensor,
-)
+from air3d.images import load_pixels, open_image
 
 
 def probe(data: bytes, max_pixels: int) -> Image.Image:
     """The opened image (header read, pixels not decoded); ImageError if it is unusable."""
-    if not data:
-        raise ImageError("empty file: expected a PNG or JPEG image")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        # Pillow's own guard fires far above our budget; say ours, not Pillow's.
-        raise ImageTooLargeError(over_budget(max_pixels)) from None
-    except UnidentifiedImageError:
-        raise ImageError("not an image: expected a PNG or JPEG file") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"corrupt or truncated image: {error}") from None
-    if image.format not in ACCEPTED_FORMATS:
-        raise UnsupportedImageError(f"unsupported image type {image.format}; accepted: PNG, JPEG")
-    return image
+    return open_image(data, too_large=over_budget(max_pixels))
 
 
 def over_budget(max_pixels: int) -> str:
@@ -50,11 +26,5 @@ def over_budget(max_pixels: int) -> str:
 
 
 def decode(image: Image.Image, image_size: int) -> torch.Tensor:
-    """(3, image_size, image_size) float in [0, 1] from a probed image."""
-    try:
-        if image.format == "JPEG":
-            image.draft("RGB", (image_size, image_size))
-        image.load()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"corrupt or truncated image: {error}") from None
-    return to_tensor(image, image_size)
+    """(3, image_size, image_size) float in [0, 1] from a probed image, JPEGs in draft mode."""
+    return load_pixels(image, image_size, draft=True)

@@ -73,11 +73,31 @@ class TimingOut(BaseModel):
     total: float = Field(description="the whole request, ms")
 
 
-class InferenceOut(BaseModel):
-    model_config = ConfigDict(extra="allow")  # e.g. `fit`, where the model gives one
+class FitOut(BaseModel):
+    """How well the answer explains the image (model/fit.py), after any refinement."""
 
+    score: float | None = Field(
+        ge=0, le=1,
+        description="fraction of valid scenes (drawn from the prior at calibration) whose "
+        "answer fits worse: near 0, the image is not explained; null when the checkpoint "
+        "is not calibrated (`air3d calibrate`)",
+    )  # fmt: skip
+    log_likelihood_per_pixel: float = Field(
+        description="mean log N(x; render(answer), sigma^2) per pixel and channel, the image "
+        "through the tone curve that fits best (higher is better; a perfect fit is "
+        "-log(sigma) - log(2 pi) / 2)"
+    )
+    not_a_scene: bool = Field(
+        description="the image is outside what the world can explain (fit below the "
+        "calibrated threshold); always false when uncalibrated"
+    )
+    calibrated: bool = Field(description="whether `score` and `not_a_scene` are calibrated")
+
+
+class InferenceOut(BaseModel):
     objects: list[ObjectOut]
     count: int = Field(ge=0)
+    fit: FitOut
 
 
 class InferOut(InferenceOut):

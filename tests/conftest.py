@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_model")
     train(tiny_train_config(out))
     return out / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a fit calibration on a few valid scenes (`air3d calibrate`)."""
+    from air3d.cli import main
+
+    path = tmp_path_factory.mktemp("calibrated") / "model.pt"
+    shutil.copy(tiny_checkpoint, path)
+    assert main(["calibrate", "--checkpoint", str(path), "--n", "16", "--no-progress"]) == 0
+    return path

@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         predictor = AbsPredictor(world, shapes, _abs_config(args), device)
         batch_size, timing_calls = 1, 0  # one image at a time: every call is a batch-1 call
     else:
-        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects)
+        # fit=False: the report is about the scenes and q's time; the fit's own accuracy and
+        # cost are measured by evaluation/non_scenes.py and benchmarks/fit.py.
+        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects, fit=False)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
     if args.scenes is not None:

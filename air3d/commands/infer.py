@@ -50,6 +50,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         help=f"K render-and-compare steps after q (0..{MAX_REFINE_STEPS}; 0: plain AIR)",
     )
     parser.add_argument(
+        "--max-objects",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most objects an answer holds (default: as many as the model was trained "
+        "on); above that, q looks again at what is left after painting out what it found",
+    )
+    parser.add_argument(
         "--merge", action="store_true", help="only fold shards of OUT into OUT, infer nothing"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no .png/.jpg/.jpeg images in {', '.join(map(str, args.paths))}")
     shard = current_shard()
     device = shard.device(args.device)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device, refine=args.refine)
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint, device, max_objects=args.max_objects, refine=args.refine
+    )
     with process_group(shard):
         summary = run_inference(
             predictor,
@@ -85,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         )
     who = f"rank {shard.rank} of {shard.world_size}: " if shard.distributed else ""
     print(
-        f"{who}{summary.inferred} inferred, {summary.errors} unreadable (error lines), "
+        f"{who}{summary.inferred} inferred ({summary.not_scenes} flagged not a scene), "
+        f"{summary.errors} unreadable (error lines), "
         f"{summary.skipped} already in the output; wrote {summary.output}",
         file=sys.stderr,
     )

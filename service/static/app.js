@@ -43,8 +43,10 @@ async function analyze(blob) {
   const drawn = await render.blob();
   $("reconstruction").src = URL.createObjectURL(drawn);
   await showDifference(blob, drawn, body.model.image_size);
-  state("done", `Found ${body.count} object${body.count === 1 ? "" : "s"} ` +
-    `in ${fmt(body.timing_ms.total)} ms.`);
+  const found = `${body.count} object${body.count === 1 ? "" : "s"}`;
+  state("done", body.fit && body.fit.not_a_scene
+    ? `Not a scene: the ${found} found do not explain it (${fmt(body.timing_ms.total)} ms).`
+    : `Found ${found} in ${fmt(body.timing_ms.total)} ms.`);
 }
 
 function showAnswer(body) {
@@ -53,21 +55,26 @@ function showAnswer(body) {
   showJson(body);
 }
 
-// `fit` (how well the rendering explains the image; `not_a_scene` when the image is outside
-// what the world can explain) is shown when the answer has one, and nothing otherwise.
+// `fit`: how well the rendering of the answer explains the image. Calibrated, `score` is the
+// fraction of valid scenes that fit worse and `not_a_scene` flags an image outside what the
+// world can explain; uncalibrated, only the raw log-likelihood per pixel is known.
 function showFit(fit) {
   const line = $("fit");
   line.hidden = !fit;
   line.classList.toggle("warning", Boolean(fit && fit.not_a_scene));
   if (!fit) return;
-  const parts = Object.entries(fit)
-    .filter(([name, value]) => name !== "not_a_scene" && typeof value !== "object")
-    .map(([name, value]) => `${name} ${typeof value === "number" ? fmt(value) : value}`);
+  const raw = `log-likelihood ${fmt(fit.log_likelihood_per_pixel)} per pixel`;
+  if (!fit.calibrated) {
+    line.textContent = `Fit: uncalibrated (${raw}; run air3d calibrate on the checkpoint ` +
+      "to get a score and the not-a-scene flag).";
+    return;
+  }
   const flag = fit.not_a_scene
     ? "Not a scene: this image is outside what the model can explain; the objects below " +
       "are not to be trusted. "
     : "";
-  line.textContent = `${flag}Fit: ${parts.join(", ")}`;
+  line.textContent = `${flag}Fit ${fmt(fit.score)}: fits better than ` +
+    `${Math.round(100 * fit.score)}% of valid scenes (${raw}).`;
 }
 
 function showJson(body) {

@@ -45,7 +45,14 @@ def test_one_line_per_image_with_the_model_and_the_infer_fields(workdir, tiny_ch
     assert [line["source"] for line in lines] == SOURCES
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     for line in lines:
-        assert set(line) == {"source", "objects", "count", "model"}
+        assert set(line) == {"source", "objects", "count", "fit", "model"}
+        assert set(line["fit"]) == {
+            "score",
+            "log_likelihood_per_pixel",
+            "not_a_scene",
+            "calibrated",
+        }
+        assert line["fit"]["calibrated"] is False  # the tiny checkpoint is not calibrated
         assert line["count"] == len(line["objects"])
         assert line["model"] == {
             "name": predictor.name,
@@ -58,6 +65,9 @@ def test_one_line_per_image_with_the_model_and_the_infer_fields(workdir, tiny_ch
 
     alone = predictor.infer(read_image("images/000002.png", predictor.image_size)[None])[0]
     assert lines[2]["count"] == alone.to_json()["count"]
+    assert lines[2]["fit"]["log_likelihood_per_pixel"] == pytest.approx(
+        alone.fit.log_likelihood_per_pixel, abs=1e-4
+    )
     for got, want in zip(lines[2]["objects"], alone.to_json()["objects"], strict=True):
         assert got["shape"] == want["shape"]
         assert got["position"] == pytest.approx(want["position"], abs=1e-4)
@@ -235,3 +245,19 @@ def test_refine_flag_refines_and_is_bounded(workdir, tiny_checkpoint, capsys):
     assert cli("infer", "images", "--out", "bad.jsonl", "--checkpoint", tiny_checkpoint,
                "--refine", 51) == 2  # fmt: skip
     assert "refine: 51 steps; must be an integer in 0..50" in capsys.readouterr().err
+
+
+def test_a_calibrated_checkpoint_flags_a_blank_image_in_the_lines_and_summary(
+    images, calibrated_checkpoint, tmp_path, capsys
+):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (250, 250, 250)).save(images / "blank.png")
+    out = tmp_path / "flags.jsonl"
+    assert cli("infer", images, "--out", out, "--checkpoint", calibrated_checkpoint,
+               "--no-progress") == 0  # fmt: skip
+    lines = {os.path.basename(line["source"]): line for line in read_lines(out)}
+    assert lines["blank.png"]["fit"]["not_a_scene"] is True
+    assert all(line["fit"]["calibrated"] for line in lines.values())
+    flagged = sum(line["fit"]["not_a_scene"] for line in lines.values())
+    assert f"7 inferred ({flagged} flagged not a scene)" in capsys.readouterr().err

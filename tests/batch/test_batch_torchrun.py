@@ -33,8 +33,14 @@ def test_two_ranks_write_shards_that_merge_into_the_single_process_output(
     result = torchrun("infer", images, "--out", sharded, *common)
     assert result.returncode == 0, result.stderr
     # sorted sources 000000 ... 000005, broken.png: rank 0 takes 0, 2 (done), 4, broken
-    assert "rank 0 of 2: 2 inferred, 1 unreadable (error lines), 1 already" in result.stderr
-    assert "rank 1 of 2: 3 inferred, 0 unreadable (error lines), 0 already" in result.stderr
+    assert (
+        "rank 0 of 2: 2 inferred (0 flagged not a scene), 1 unreadable (error lines), 1 already"
+        in result.stderr
+    )
+    assert (
+        "rank 1 of 2: 3 inferred (0 flagged not a scene), 0 unreadable (error lines), 0 already"
+        in result.stderr
+    )
     assert "merged 2 shards" in result.stderr
     assert sorted(p.name for p in tmp_path.glob("sharded*")) == ["sharded.jsonl"]
 

@@ -110,3 +110,32 @@ def test_elbo_gradients_reach_position_and_yaw_through_the_renderer(world, shape
     assert out.steps[0].xz_u.grad.abs().sum() > 0
     assert out.steps[0].yaw.grad.abs().sum() > 0
     assert torch.isfinite(terms["elbo"])
+
+
+def test_sleep_loss_trains_every_step_past_the_count_absent(world, shapes):
+    """With more steps than the prior's maximum (extra steps), steps 0..K-1 of a K-object
+    scene are trained "present" and every later one, the extra steps included, "absent"."""
+    torch.manual_seed(0)
+    model = AIR(TINY, world, shapes)
+    images = torch.rand(2, 3, world.image_size, world.image_size)
+    out = model(images, "mean", world.max_objects + 3)  # 6 steps, scenes of <= 3 objects
+    target = SceneBatch(
+        shape=torch.zeros(2, 3, dtype=torch.long),
+        present=torch.tensor([[True, True, False], [False, False, False]]),
+        xz=torch.tensor([[[0.5, 0.5], [-0.5, -0.5], [0.0, 0.0]]]).expand(2, -1, -1),
+        yaw=torch.zeros(2, 3),
+    )
+    logits = out.stack("pres_logit")  # (2, 6)
+    wanted = torch.tensor([[1.0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    expected = (
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, wanted, reduction="none")
+        .sum(1)
+        .mean()
+    )
+    assert float(sleep_loss(out, target, model.latents)["presence"]) == pytest.approx(
+        float(expected), rel=1e-5
+    )
+    # Its gradient pushes the last extra step towards "absent" in both scenes.
+    last = out.steps[-1].pres_logit
+    grad = torch.autograd.grad(sleep_loss(out, target, model.latents)["presence"], last)[0]
+    assert (grad > 0).all()

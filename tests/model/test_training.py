@@ -143,3 +143,45 @@ def test_pool_cache_returns_the_same_pool(tmp_path, world, shapes):
     assert torch.equal(first.latents.xz, second.latents.xz)
     other_seed = ScenePool.cached(6, 4, world, shapes, renderer, str(tmp_path))
     assert not torch.equal(first.images, other_seed.images)
+
+
+@pytest.mark.parametrize("extra_steps", [3, 0])
+def test_extra_steps_stay_off_after_brief_training_only_when_trained(tmp_path, extra_steps):
+    """AIR run for max_objects + 3 steps: trained with extra steps, the steps past the
+    prior's maximum are off on every image; trained without, nothing taught them to stop
+    (presence starts biased on) and they stay on."""
+    config = tiny_train_config(
+        tmp_path, pool_size=16, batch_size=16, sleep_steps=25, elbo_steps=0, lr=1e-2,
+        lr_floor=1.0, extra_steps=extra_steps, log_every=25, checkpoint_every=25,
+    )  # fmt: skip
+    train(config)
+    predictor = Predictor.from_checkpoint(tmp_path / "model.pt", max_objects=6)
+    images = torch.rand(8, 3, 64, 64)
+    presence = torch.sigmoid(predictor.model(images, "mean", 6).stack("pres_logit"))[:, 3:]
+    assert bool((presence < 0.5).all()) == (extra_steps > 0), presence
+
+
+def test_init_from_starts_from_the_checkpoint_and_refuses_another_world(tmp_path, tiny_checkpoint):
+    config = tiny_train_config(
+        tmp_path / "a", init_from=str(tiny_checkpoint), sleep_steps=0, elbo_steps=0, model={}
+    )
+    train(config)  # no steps: the run's model is the checkpoint's
+    start, result = _weights(tiny_checkpoint), _weights(tmp_path / "a" / "model.pt")
+    assert all(torch.equal(start[name], result[name]) for name in start)
+    other = Path(__file__).parents[2] / "assets" / "scene.yaml"
+    moved = tmp_path / "scene.yaml"
+    moved.write_text(other.read_text().replace("fov_deg: 44.0", "fov_deg: 40.0"))
+    with pytest.raises(ValueError, match="trained in another world"):
+        train(tiny_train_config(tmp_path / "b", init_from=str(tiny_checkpoint), world=str(moved)))
+
+
+def test_training_under_looks_and_lights_runs_and_resumes_exactly(tmp_path):
+    looks = dict(probability=1.0, light_probability=0.5, light_chunk=8)
+    straight = tmp_path / "straight"
+    train(tiny_train_config(straight, augment=looks, checkpoint_every=1))
+    interrupted = tmp_path / "interrupted"
+    train(tiny_train_config(interrupted, augment=looks, sleep_steps=3, elbo_steps=0))
+    train(tiny_train_config(interrupted, augment=looks), resume=True)
+    a, b = _weights(straight / "model.pt"), _weights(interrupted / "model.pt")
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name

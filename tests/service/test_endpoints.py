@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.service.conftest import example_png, metric
+from tests.service.conftest import encode, example_png, make_app, metric
 
 
 def test_healthz_and_readyz(client, predictor):
@@ -23,7 +24,7 @@ def test_infer_returns_objects_model_and_timing(client, predictor, index):
     response = client.post("/infer", files={"image": ("x.png", example_png(index), "image/png")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"objects", "count", "model", "timing_ms"}
+    assert set(body) == {"objects", "count", "fit", "model", "timing_ms"}
     assert body["count"] == len(body["objects"])
     assert body["model"] == {
         "name": predictor.name,
@@ -48,6 +49,11 @@ def test_infer_returns_objects_model_and_timing(client, predictor, index):
     for got, want in zip(body["objects"], expected["objects"], strict=True):
         assert got["shape"] == want["shape"]
         assert got["position"] == pytest.approx(want["position"], abs=1e-5)
+    # the tiny checkpoint is not calibrated: the raw fit only, and no flag
+    assert body["fit"] == {**expected["fit"], "log_likelihood_per_pixel": pytest.approx(
+        expected["fit"]["log_likelihood_per_pixel"], abs=1e-4)}  # fmt: skip
+    assert body["fit"]["calibrated"] is False and body["fit"]["score"] is None
+    assert body["fit"]["not_a_scene"] is False
 
 
 def test_pixel_marks_the_projected_centre(client, predictor):
@@ -140,6 +146,14 @@ def test_openapi_has_typed_models(client):
     )
     assert "image/png" in render["responses"]["200"]["content"]
     assert set(components["ObjectOut"]["required"]) >= {"shape", "position", "yaw_deg", "pixel"}
+    fit = components["FitOut"]
+    assert set(fit["required"]) == {
+        "score",
+        "log_likelihood_per_pixel",
+        "not_a_scene",
+        "calibrated",
+    }
+    assert "fit" in components["InferenceOut"]["required"]
 
 
 def test_docs_page_uses_only_local_assets(client):
@@ -174,3 +188,21 @@ def test_infer_refine_passes_through_and_is_bounded(client, predictor):
         response = client.post(f"/infer?refine={bad}", files=files)
         assert response.status_code == 422, response.text
         assert "refine" in response.json()["detail"], response.text
+
+
+def test_a_blank_upload_is_flagged_not_a_scene_and_a_scene_is_not(calibrated_checkpoint):
+    from air3d.model import Predictor
+
+    predictor = Predictor.from_checkpoint(calibrated_checkpoint)
+    blank = encode(Image.new("RGB", (64, 64), (255, 0, 0)), "PNG")
+    with TestClient(make_app(predictor)) as client:
+        one = client.post("/infer", files={"image": ("red.png", blank, "image/png")}).json()
+        files = [
+            ("images", ("red.png", blank, "image/png")),
+            ("images", ("0.png", example_png(0), "image/png")),
+        ]
+        batch = client.post("/infer/batch", files=files).json()
+    assert one["fit"]["calibrated"] is True and one["fit"]["not_a_scene"] is True
+    assert one["fit"]["score"] == 0.0
+    assert [r["fit"]["not_a_scene"] for r in batch["results"]][0] is True
+    assert all(r["fit"]["calibrated"] for r in batch["results"])

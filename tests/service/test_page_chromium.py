@@ -40,6 +40,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint is not calibrated: the page says so beside the raw fit."""
     with serving(tiny_checkpoint) as url:
         files = {"image": ("2.png", example_png(2), "image/png")}
         expected = httpx.post(f"{url}/infer", files=files, timeout=30).json()
@@ -62,10 +63,29 @@ def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path
     assert re.search(r'<span id="difference-value">\(mean 0\.\d{3}\)</span>', html)
     assert re.search(r'id="download-json"[^>]*href="blob:', html), "no JSON download"
     assert f'"count": {count}' in html  # the answer as JSON, for copying
-    assert '<p id="fit" hidden=""' in html  # no fit in this answer: nothing shown
+    fit = re.search(r'<p id="fit"( hidden="")?[^>]*>([^<]*)</p>', html)
+    assert fit and not fit.group(1) and fit.group(2).startswith("Fit: uncalibrated (log-likelihood")
     assert shot.exists() and shot.stat().st_size > 10_000
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, SCREENSHOT_DIR / "air3d-page.png")
+
+
+def test_page_flags_a_blank_image_not_a_scene(calibrated_checkpoint, tmp_path):
+    """The blank example through /infer with a calibrated checkpoint: the flag, shown."""
+    with serving(calibrated_checkpoint) as url:
+        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=3")
+        shot = tmp_path / "page.png"
+        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,900", f"{url}/?example=3")
+    html = dom.stdout
+    assert 'data-state="done"' in html, dom.stderr[-2000:] + html[-3000:]
+    fit = re.search(r'<p id="fit" class="warning">([^<]*)</p>', html)
+    assert fit, html[-3000:]
+    assert fit.group(1).startswith("Not a scene: this image is outside what the model can explain")
+    assert "Fit 0.00: fits better than 0% of valid scenes (log-likelihood -" in fit.group(1)
+    assert '"not_a_scene": true' in html  # and in the JSON
+    assert shot.exists() and shot.stat().st_size > 10_000
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, SCREENSHOT_DIR / "air3d-page-not-a-scene.png")
 
 
 def test_page_reports_an_error_from_the_server(tiny_checkpoint, tmp_path):
@@ -94,12 +114,17 @@ FIT_SCRIPT = """
   const show = (fit) => { air3d.showAnswer(answer(fit)); return document.getElementById("fit"); };
   const results = {
     absent: show(null).hidden,
-    good: show({score: 0.91, not_a_scene: false}),
+    good: show({score: 0.91, log_likelihood_per_pixel: 1.371, not_a_scene: false,
+      calibrated: true}),
     bad: null,
   };
   results.good = [results.good.hidden, results.good.textContent, results.good.className];
-  const bad = show({score: 0.12, not_a_scene: true});
+  const bad = show({score: 0.0, log_likelihood_per_pixel: -11.4, not_a_scene: true,
+    calibrated: true});
   results.bad = [bad.hidden, bad.textContent, bad.className];
+  const raw = show({score: null, log_likelihood_per_pixel: 0.5, not_a_scene: false,
+    calibrated: false});
+  results.raw = [raw.hidden, raw.textContent, raw.className];
   const wide = document.documentElement.scrollWidth <= innerWidth;
   const text = document.querySelector("header p").getBoundingClientRect();
   results.layout = [wide, text.left >= 8, innerWidth - text.right >= 8];
@@ -124,8 +149,12 @@ def test_page_shows_fit_and_flag_when_present_and_fits_400_px(tmp_path):
     results = json.loads(html.unescape(found.group(1)))
     assert results["absent"] is True
     hidden, text, css = results["good"]
-    assert not hidden and text == "Fit: score 0.91" and "warning" not in css
+    assert not hidden and "warning" not in css
+    assert text == "Fit 0.91: fits better than 91% of valid scenes (log-likelihood 1.37 per pixel)."
     hidden, text, css = results["bad"]
-    assert not hidden and text.startswith("Not a scene") and "score 0.12" in text
+    assert not hidden and text.startswith("Not a scene") and "Fit 0.00: fits better than 0%" in text
     assert "warning" in css
+    hidden, text, css = results["raw"]
+    assert not hidden and "warning" not in css
+    assert text.startswith("Fit: uncalibrated (log-likelihood 0.50 per pixel; run air3d calibrate")
     assert results["layout"] == [True, True, True], "the page does not fit 400 px"

@@ -28,6 +28,10 @@ def test_inference_process_answers_like_the_predictor(tiny_checkpoint, predictor
             assert a["shape"] == b["shape"]
             assert a["position"] == pytest.approx(b["position"], abs=1e-5)
     assert again[0].to_json()["count"] == want[0]["count"]
+    for g, w in zip(got, want, strict=True):  # the fit comes through the process too
+        assert g["fit"]["log_likelihood_per_pixel"] == pytest.approx(
+            w["fit"]["log_likelihood_per_pixel"], abs=1e-4
+        )
 
 
 def test_inference_process_passes_on_a_bad_checkpoint(tmp_path):

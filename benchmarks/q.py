@@ -1,30 +1,48 @@
 """q's own speed: latency at batch 1, throughput batched, and where the time goes.
 
-    .venv/bin/python benchmarks/q.py [--checkpoint PATH] [--threads 1] [--repeats 50]
+    .venv/bin/python benchmarks/q.py [--baseline REF] [--checkpoint PATH] [--threads 1]
 
-Times `Predictor.infer` without the fit (benchmarks/fit.py times that): the model's
-forward pass in inference mode plus building the answers, on prior samples at batch 1
-and at --batch, median of --repeats calls after a warm-up. The breakdown times the
-model's submodules with forward hooks (the image encoder, the two glimpse encoders, the
-recurrent core, the heads); "rest" is what lies outside them: glimpse extraction (affine
-grids and sampling), the latents' transforms, Python per step, and building the answers.
+Times `Predictor.infer` without the fit (benchmarks/fit.py times that): q's forward pass
+(the frozen graph of model/frozen.py) plus building the answers, on prior samples at
+batch 1 and at --batch: median of --repeats calls after a warm-up, in wall-clock time and
+in the calling thread's CPU time (which other processes on a shared machine disturb less).
+With --baseline REF (a git revision, e.g. `main`), the model package of that revision is
+loaded beside this tree's, from the same checkpoint, and the two take turns in blocks of
+10 calls, so that before and after meet the same machine state; their answers are
+compared first.
+
+The breakdown times the eager model's submodules with forward hooks (a frozen graph has
+no hooks; frozen, each part costs less, in about the same proportions): the image encoder,
+the two glimpse encoders, the recurrent core, the heads; "rest" is what lies outside them:
+glimpse extraction, the latents' transforms, Python per step, and building the answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import os
+import re
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections import defaultdict
+from inspect import signature
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from air3d.allocator import keep_freed_memory
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
 from air3d.renderer import SceneBatch, SceneRenderer
 from air3d.renderer.prior import sample_scene
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _images(predictor: Predictor, n: int) -> torch.Tensor:
@@ -33,6 +51,64 @@ def _images(predictor: Predictor, n: int) -> torch.Tensor:
     scenes = [sample_scene(world, shapes, rng) for _ in range(n)]
     with torch.no_grad():
         return SceneRenderer(world, shapes)(SceneBatch.from_scenes(scenes, shapes))
+
+
+def baseline_predictor_class(ref: str, folder: Path) -> type:
+    """The Predictor of `ref`'s model package, imported as `baseline_model` (its imports
+    of air3d.model rewritten to it; the renderer is this tree's)."""
+    archive = subprocess.run(
+        ["git", "archive", ref, "model"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    package = folder / "baseline_model"
+    package.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".py"):
+                source = tar.extractfile(member).read().decode()
+                source = re.sub(r"\bair3d\.model\b", "baseline_model", source)
+                (package / Path(member.name).name).write_text(source)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("baseline_model.predictor").Predictor
+
+
+def _time_in_turn(predictors: dict, images: torch.Tensor, repeats: int, block: int = 10) -> dict:
+    """Median wall and thread-CPU seconds per call of each predictor. The predictors take
+    turns in blocks of `block` calls, so that each meets the same machine state and runs
+    from its own warm caches (as a server's next call does); a block's first call, which
+    runs after the other model's, is not counted."""
+    for predictor in predictors.values():
+        for _ in range(3):
+            predictor.infer(images)
+    wall: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for _ in range(max(1, repeats // block)):
+        for name, predictor in predictors.items():
+            predictor.infer(images)
+            for _ in range(block):
+                start_wall, start_cpu = time.perf_counter(), time.thread_time()
+                predictor.infer(images)
+                wall[name].append(time.perf_counter() - start_wall)
+                cpu[name].append(time.thread_time() - start_cpu)
+    return {
+        name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in predictors
+    }
+
+
+def _compare_answers(before, after, images: torch.Tensor) -> str:
+    """Largest differences between two predictors' answers on the same images: the objects
+    found, and q's presence and shape probabilities over the slots both revisions have."""
+    (a, a_presence, a_probs), (b, b_presence, b_probs) = before._ask_q(images), after._ask_q(images)
+    n = min(a.shape.shape[1], b.shape.shape[1])
+    same = torch.equal(a.present[:, :n], b.present[:, :n])
+    found = a.present[:, :n] & b.present[:, :n]
+    same = same and torch.equal(a.shape[:, :n][found], b.shape[:, :n][found])
+    return (
+        f"same objects found (counts and shapes): {same}; largest differences: position "
+        f"{(a.xz[:, :n] - b.xz[:, :n])[found].abs().max():.1e}, yaw "
+        f"{(a.yaw[:, :n] - b.yaw[:, :n])[found].abs().max():.1e} rad, presence "
+        f"{(a_presence[:, :n] - b_presence[:, :n]).abs().max():.1e}, shape probabilities "
+        f"{(a_probs[:, :n] - b_probs[:, :n]).abs().max():.1e}"
+    )
 
 
 def _breakdown(predictor: Predictor, images: torch.Tensor, repeats: int) -> dict[str, float]:
@@ -70,24 +146,58 @@ def _breakdown(predictor: Predictor, images: torch.Tensor, repeats: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--baseline", help="git revision whose q to time beside this one")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--page-faults", action="store_true", help="leave the C allocator as it is (allocator.py)"
+    )
     args = parser.parse_args()
+    if not args.page_faults:
+        keep_freed_memory()  # as the air3d command and the service's inference process do
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False)
+    started = time.perf_counter()
+    predictor.warmup()
+    warmup = time.perf_counter() - started
+    predictors = {"after": predictor}
+    folder = tempfile.TemporaryDirectory()
+    if args.baseline:
+        before = baseline_predictor_class(args.baseline, Path(folder.name))
+        no_fit = {"fit": False} if "fit" in signature(before.from_checkpoint).parameters else {}
+        before = before.from_checkpoint(args.checkpoint, "cpu", **no_fit)
+        predictors = {"before": before, **predictors}
     images = _images(predictor, args.batch)
     load = os.getloadavg()[0]
-    rows = {size: _breakdown(predictor, images[:size], args.repeats) for size in (1, args.batch)}
-    names = [name for name in rows[1] if name not in ("rest", "total")] + ["rest", "total"]
+    sizes = (1, args.batch)
+    timings = {size: _time_in_turn(predictors, images[:size], args.repeats) for size in sizes}
+    eager = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False, frozen=False)
+    rows = {size: _breakdown(eager, images[:size], args.repeats) for size in sizes}
     print(f"checkpoint {args.checkpoint.name}; torch threads {torch.get_num_threads()}; "
-          f"load average (1 min) before {load:.1f}, after {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"load average (1 min) before {load:.1f}, after {os.getloadavg()[0]:.1f}; "
+          f"warm-up (freezing q's graphs) {warmup:.2f} s")  # fmt: skip
+    if args.baseline:
+        print(f"answers, {args.baseline} against this tree, on {args.batch} prior scenes: "
+              f"{_compare_answers(predictors['before'], predictor, images)}")  # fmt: skip
     print()
-    print("| batch | " + " | ".join(names) + " | ms / image |")
-    print("|---:|" + "---:|" * (len(names) + 1))
+    columns = [f"{name}: ms (CPU ms) | {name}: ms / image" for name in predictors]
+    print("| batch | " + " | ".join(columns) + " |")
+    print("|---:|" + "---:|---:|" * len(predictors))
+    for size, timing in timings.items():
+        cells = " | ".join(
+            f"{wall * 1e3:.2f} ({cpu * 1e3:.2f}) | {wall * 1e3 / size:.3f}"
+            for wall, cpu in timing.values()
+        )
+        print(f"| {size} | {cells} |")
+    print()
+    print("Where the time goes (eager model, forward hooks; ms per call):")
+    names = [name for name in rows[1] if name not in ("rest", "total")] + ["rest", "total"]
+    print("| batch | " + " | ".join(names) + " |")
+    print("|---:|" + "---:|" * len(names))
     for size, row in rows.items():
-        cells = " | ".join(f"{row[name] * 1e3:.2f}" for name in names)
-        print(f"| {size} | {cells} | {row['total'] * 1e3 / size:.3f} |")
+        print(f"| {size} | " + " | ".join(f"{row[name] * 1e3:.2f}" for name in names) + " |")
+    folder.cleanup()
 
 
 if __name__ == "__main__":

@@ -26,11 +26,13 @@ from air3d.model.config import ModelConfig
 from air3d.model.latents import LatentSpace
 from air3d.model.networks import GlimpseEncoder, ImageEncoder, extract_glimpses, mlp
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.camera import project, projection_matrix
+from air3d.renderer.camera import projection_matrix
 
 softplus = nn.functional.softplus
 
 Mode = Literal["sample", "mean"]
+
+GLIMPSE_HEIGHT = 0.3  # glimpses look this high above the ground: about the library's centre
 
 
 @dataclass
@@ -40,6 +42,15 @@ class StepState:
     hidden: torch.Tensor  # (B, hidden_dim)
     previous: torch.Tensor  # (B, latent_dim): the last step's latents, embedded
     alive: torch.Tensor  # (B,) bool: no absent step yet (always True in "mean" teacher mode)
+
+
+@dataclass
+class StepInputs:
+    """What every step reads, computed once per forward pass."""
+
+    images: torch.Tensor  # (B, 3, S, S)
+    features: torch.Tensor  # (B, feature_dim) the image code
+    projection: tuple[torch.Tensor, torch.Tensor]  # (2, 3), (3,): see AIR._glimpse_projection
 
 
 @dataclass
@@ -82,7 +93,6 @@ class AIR(nn.Module):
         self.num_shapes = len(shapes)
         self.latents = LatentSpace(world, shapes)
         self.register_buffer("camera", projection_matrix(world))
-        self.window = config.glimpse_size / world.image_size
         self.latent_dim = 1 + 2 + self.num_shapes + 2
         hidden = config.hidden_dim
         self.encoder = ImageEncoder(world.image_size, config.encoder_channels, config.feature_dim)
@@ -123,30 +133,31 @@ class AIR(nn.Module):
         """max_steps defaults to the world's max_objects; more steps than trained with is
         how AIR is asked to generalise to scenes with more objects (section 3.1 of [1])."""
         features = self.encoder(images)
+        inputs = StepInputs(images, features, self._glimpse_projection())
         state = self.initial_state(images.shape[0], images.device)
         steps = []
         for t in range(max_steps or self.max_steps):
-            step, state = self.step(t, state, images, features, mode)
+            step, state = self.step(t, state, inputs, mode)
             steps.append(step)
         return AIROutput(steps, features)
 
     def step(
-        self, t: int, state: StepState, images: torch.Tensor, features: torch.Tensor, mode: Mode
+        self, t: int, state: StepState, inputs: StepInputs, mode: Mode
     ) -> tuple[StepOutput, StepState]:
         """One attend-infer step: (t, state, inputs) -> (this step's output, next state)."""
-        hidden = self.core(torch.cat([features, state.previous], dim=1), state.hidden)
+        hidden = self.core(torch.cat([inputs.features, state.previous], dim=1), state.hidden)
         # Look where h suggests, then look again where that glimpse says the object is:
         # the second glimpse is centred on the object, which is what reading its shape
         # and yaw needs (both are small details at 64x64).
         coarse_u = self.where_head(hidden)
-        where_code = self.where_glimpse_encoder(self._glimpse(images, coarse_u))
+        where_code = self.where_glimpse_encoder(self._glimpse(inputs, coarse_u))
         where_features = self.refine_head[:-1](torch.cat([hidden, where_code, coarse_u], dim=1))
         where = self.refine_head[-1](where_features)
         pres_logit = where[:, 0] + 2.0  # bias towards "present" at initialisation
         xz_loc = coarse_u + where[:, 1:3]
         floor = self.config.min_scale
         xz_scale = softplus(self.xz_scale_head(where_features.detach()) - 2.0) + floor
-        what_code = self.what_glimpse_encoder(self._glimpse(images, xz_loc.detach()))
+        what_code = self.what_glimpse_encoder(self._glimpse(inputs, xz_loc.detach()))
         what_features = self.what_head[:-1](torch.cat([hidden, what_code], dim=1))
         what = self.what_head[-1](what_features)
         S = self.num_shapes
@@ -176,21 +187,37 @@ class AIR(nn.Module):
         next_state = StepState(hidden, self._embed(step), alive_before & (z_pres > 0.5))
         return step, next_state
 
-    def _glimpse(self, images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Takes images and unconstrained positions (B, 2) to glimpses centred on them."""
-        xz = self.latents.squash(u)
-        height = torch.full_like(xz[:, :1], 0.3)  # about the centre height of the library
-        centre = project(torch.cat([xz[:, :1], height, xz[:, 1:]], dim=1), self.camera)
-        return extract_glimpses(images, centre, self.window, self.config.glimpse_size)
+    def _glimpse_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where a glimpse looks, as one affine map: tanh(u) (B, 2) @ matrix (2, 3) + offset
+        (3,) = (x, y, w) with image coordinates (x / w, y / w). It composes the latents'
+        squash (xz = centre + half_width * tanh(u)), the point at a fixed height above the
+        ground and `camera.project` (clip = [x, height, z, 1] @ camera, keeping the columns
+        that give -ndc and w), so a step projects with one matmul."""
+        columns = self.camera[:, [0, 1, 3]] * self.camera.new_tensor([-1.0, -1.0, 1.0])
+        xz_rows = columns[[0, 2]]  # (2, 3)
+        offset = GLIMPSE_HEIGHT * columns[1] + columns[3] + self.latents.centre @ xz_rows
+        return self.latents.half_width[:, None] * xz_rows, offset
+
+    def _glimpse(self, inputs: StepInputs, u: torch.Tensor) -> torch.Tensor:
+        """Takes unconstrained positions (B, 2) to glimpses of the images centred on
+        their projections."""
+        matrix, offset = inputs.projection
+        clip = torch.addmm(offset, torch.tanh(u), matrix)  # (B, 3)
+        centre = clip[:, :2] / clip[:, 2:]
+        return extract_glimpses(inputs.images, centre, self.config.glimpse_size)
 
     def _embed(self, step: StepOutput) -> torch.Tensor:
         """The step's latents as the next step's input. Detached: the next step learns
         from what was found, the gradient does not flow back through the choice."""
         k = self.latents.order(step.shape)
+        # Not nn.functional.one_hot: it checks the indices' range, a reduction and a read
+        # back per call, as long as the rest of the step at batch 1.
+        shapes = torch.arange(self.num_shapes, device=step.shape.device)
+        one_hot = (step.shape[:, None] == shapes).float()
         parts = [
             step.z_pres[:, None],
             torch.tanh(step.xz_u),
-            nn.functional.one_hot(step.shape, self.num_shapes).float(),
+            one_hot,
             torch.cos(k * step.yaw)[:, None],
             torch.sin(k * step.yaw)[:, None],
         ]

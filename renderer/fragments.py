@@ -39,11 +39,27 @@ def fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, clip_bary: bo
     when the blur radius is positive.
     """
     B, H, W, K = pix_to_face.shape
+    pixel = torch.arange(H * W, device=pix_to_face.device).repeat(B)
+    zbuf, bary, dists = pixel_fragments(face_verts, pix_to_face.reshape(-1, K), pixel, H, clip_bary)
+    return Fragments(
+        pix_to_face=pix_to_face,
+        zbuf=zbuf.reshape(B, H, W, K),
+        bary_coords=bary.reshape(B, H, W, K, 3),
+        dists=dists.reshape(B, H, W, K),
+    )
+
+
+def pixel_fragments(
+    face_verts: torch.Tensor, pix_to_face: torch.Tensor, pixel: torch.Tensor, size: int,
+    clip_bary: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The fragments of some pixels: pix_to_face (P, K) of the pixels whose index in a
+    size x size image is `pixel` (P,), to zbuf (P, K), bary_coords (P, K, 3) and dists
+    (P, K), as `fragments` computes them (soft mode asks for its covered pixels alone)."""
+    P, K = pix_to_face.shape
     flat = pix_to_face.reshape(-1)
-    covered = flat >= 0  # (B*H*W*K,)
-    slots = covered.nonzero()[:, 0]
-    pixel = (slots // K) % (H * W)  # index of each covered fragment's pixel in its image
-    p = pixel_centres(H, face_verts.device).reshape(-1, 2)[pixel]  # (M, 2)
+    slots = (flat >= 0).nonzero()[:, 0]
+    p = pixel_centres(size, face_verts.device).reshape(-1, 2)[pixel[slots // K]]  # (M, 2)
     v = face_verts[flat[slots]]  # (M, 3, 3)
     bary, inside = _barycentric(p, v[:, :, :2])
     if clip_bary:
@@ -53,16 +69,11 @@ def fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, clip_bary: bo
     d = _triangle_distance(p, v[:, :, :2])
     dists = torch.where(inside, -d, d)
 
-    def scatter(values: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        full = values.new_full((covered.numel(), *values.shape[1:]), -1.0)
-        return full.index_put((slots,), values).reshape(shape)
+    def scatter(values: torch.Tensor) -> torch.Tensor:
+        full = values.new_full((P * K, *values.shape[1:]), -1.0)
+        return full.index_put((slots,), values).reshape(P, K, *values.shape[1:])
 
-    return Fragments(
-        pix_to_face=pix_to_face,
-        zbuf=scatter(z, (B, H, W, K)),
-        bary_coords=scatter(bary, (B, H, W, K, 3)),
-        dists=scatter(dists, (B, H, W, K)),
-    )
+    return scatter(z), scatter(bary), scatter(dists)
 
 
 def _edge(p: torch.Tensor, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:

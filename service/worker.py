@@ -71,8 +71,10 @@ def lower_http_priority() -> None:
 
 
 def _serve(conn: Connection, checkpoint: str, device: str, threads: int) -> None:
+    from air3d.allocator import keep_freed_memory
     from air3d.model import Predictor
 
+    keep_freed_memory()  # this process runs every forward pass (air3d/allocator.py)
     torch.set_num_threads(threads)
     try:
         predictor = Predictor.from_checkpoint(checkpoint, device)

@@ -214,3 +214,41 @@ def test_crisp_and_soft_render_on_the_renderer_device(renderer: SceneRenderer) -
     assert image.device == renderer.device
     assert image.dtype == torch.float32
     assert image.min() >= 0.0 and image.max() <= 1.0
+
+
+def _dense_soft(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
+    """The reference: PyTorch3D's blend over every pixel (B, 3, H, W), as soft mode did
+    before it blended the covered pixels alone."""
+    from pytorch3d.renderer.blending import softmax_rgb_blend
+
+    from air3d.renderer.fragments import fragments
+    from air3d.renderer.renderer import _silhouette
+
+    meshes, objects = renderer.meshes(batch, ground=False), renderer.object_faces(batch)
+    ndc = renderer.project(meshes)
+    face_verts = ndc.verts_packed()[ndc.faces_packed()]
+    pix_to_face = renderer.rasterize(ndc, objects, "soft")
+    frags = fragments(face_verts, pix_to_face, clip_bary=True)
+    colors = renderer.face_colors(meshes)[pix_to_face.clamp(min=0)]
+    cam = renderer.world.camera
+    rgb = softmax_rgb_blend(colors, frags, renderer._blend, cam.znear, cam.zfar)[..., :3]
+    alpha = _silhouette(pix_to_face, frags.dists, renderer.world)
+    image = alpha * rgb + (1.0 - alpha) * renderer._ground_image
+    return image.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+
+
+def test_soft_blends_covered_pixels_as_the_dense_blend_does(
+    renderer: SceneRenderer, shapes: ShapeLibrary
+) -> None:
+    batch = SceneBatch.from_scenes(MIXED_SCENES, shapes)
+    grads = []
+    images = []
+    for render in (lambda b: renderer(b, "soft"), lambda b: _dense_soft(renderer, b)):
+        xz = batch.xz.clone().requires_grad_(True)
+        yaw = batch.yaw.clone().requires_grad_(True)
+        image = render(SceneBatch(batch.shape, batch.present, xz, yaw))
+        (image * torch.linspace(0, 1, image.numel()).reshape(image.shape)).sum().backward()
+        images.append(image.detach())
+        grads.append(torch.cat([xz.grad.flatten(), yaw.grad.flatten()]))
+    torch.testing.assert_close(images[0], images[1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4 * grads[1].abs().max(), rtol=0)

@@ -219,7 +219,7 @@ def test_crisp_and_soft_render_on_the_renderer_device(renderer: SceneRenderer) -
 def _dense_soft(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
     """The reference: PyTorch3D's blend over every pixel (B, 3, H, W), as soft mode did
     before it blended the covered pixels alone."""
-    from pytorch3d.renderer.blending import softmax_rgb_blend
+    from pytorch3d.renderer.blending import BlendParams, softmax_rgb_blend
 
     from air3d.renderer.fragments import fragments
     from air3d.renderer.renderer import _silhouette
@@ -230,10 +230,11 @@ def _dense_soft(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
     pix_to_face = renderer.rasterize(ndc, objects, "soft")
     frags = fragments(face_verts, pix_to_face, clip_bary=True)
     colors = renderer.face_colors(meshes)[pix_to_face.clamp(min=0)]
-    cam = renderer.world.camera
-    rgb = softmax_rgb_blend(colors, frags, renderer._blend, cam.znear, cam.zfar)[..., :3]
+    cam, soft = renderer.world.camera, renderer.world.rendering
+    blend = BlendParams(soft.soft_sigma, soft.soft_gamma, renderer.appearance.background())
+    rgb = softmax_rgb_blend(colors, frags, blend, cam.znear, cam.zfar)[..., :3]
     alpha = _silhouette(pix_to_face, frags.dists, renderer.world)
-    image = alpha * rgb + (1.0 - alpha) * renderer._ground_image
+    image = alpha * rgb + (1.0 - alpha) * renderer.ground_image()
     return image.permute(0, 3, 1, 2).clamp(0.0, 1.0)
 
 

@@ -205,11 +205,14 @@ def batch_counters(url: str) -> tuple[float, float]:
 
 
 def tree(pid: int) -> list[int]:
-    """The process and its descendants (the server and its inference process)."""
-    children = [
-        child for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]  # fmt: skip
+    """The process and its descendants (the server and its inference process); threads and
+    processes that end while they are listed are left out."""
+    children = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+    except FileNotFoundError:  # a thread (or the process) ended meanwhile
+        pass
     return [pid, *(p for child in children for p in tree(int(child)))]
 
 

@@ -17,20 +17,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from prior_images import prior_images
 
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
-from air3d.renderer import SceneBatch, SceneRenderer
-from air3d.renderer.prior import sample_scene
-
-
-def _images(predictor: Predictor, n: int) -> torch.Tensor:
-    world, shapes = predictor.world, predictor.shapes
-    rng = np.random.default_rng(0)
-    scenes = [sample_scene(world, shapes, rng) for _ in range(n)]
-    with torch.no_grad():
-        return SceneRenderer(world, shapes)(SceneBatch.from_scenes(scenes, shapes))
 
 
 def _seconds(call) -> float:
@@ -70,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.checkpoint, "cpu")
-    images = _images(predictor, args.batch)
+    images = prior_images(predictor, args.batch)
     load = os.getloadavg()[0]
     rows = {size: measure(predictor, images[:size], args.repeats) for size in (1, args.batch)}
     print(f"checkpoint {args.checkpoint.name}; torch threads {torch.get_num_threads()}; "

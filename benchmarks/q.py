@@ -34,23 +34,13 @@ from collections import defaultdict
 from inspect import signature
 from pathlib import Path
 
-import numpy as np
 import torch
+from prior_images import prior_images
 
 from air3d.allocator import keep_freed_memory
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
-from air3d.renderer import SceneBatch, SceneRenderer
-from air3d.renderer.prior import sample_scene
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _images(predictor: Predictor, n: int) -> torch.Tensor:
-    world, shapes = predictor.world, predictor.shapes
-    rng = np.random.default_rng(0)
-    scenes = [sample_scene(world, shapes, rng) for _ in range(n)]
-    with torch.no_grad():
-        return SceneRenderer(world, shapes)(SceneBatch.from_scenes(scenes, shapes))
 
 
 def baseline_predictor_class(ref: str, folder: Path) -> type:
@@ -168,7 +158,7 @@ def main() -> None:
         no_fit = {"fit": False} if "fit" in signature(before.from_checkpoint).parameters else {}
         before = before.from_checkpoint(args.checkpoint, "cpu", **no_fit)
         predictors = {"before": before, **predictors}
-    images = _images(predictor, args.batch)
+    images = prior_images(predictor, args.batch)
     load = os.getloadavg()[0]
     sizes = (1, args.batch)
     timings = {size: _time_in_turn(predictors, images[:size], args.repeats) for size in sizes}

@@ -185,9 +185,9 @@ class Predictor:
 
         Where max_objects is above the count q was trained on, q then looks again at what
         is left (model/erasure.py): the objects found so far are painted out and q reads the
-        rest, pass after pass, while a pass finds something and the cap is not reached. The
-        first pass must have found nearly as many objects as q was trained on (all but one):
-        q stops by itself on emptier scenes, and those cost nothing more.
+        rest, pass after pass, while the last pass found nearly as many objects as it had
+        steps (all but one) and the cap is not reached. q stops by itself on emptier scenes,
+        and those cost nothing more.
         """
         images = images.to(self.device, torch.float32)
         cap = self.max_objects

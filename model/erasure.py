@@ -25,9 +25,9 @@ MIN_SUPPORT = 0.3  # a new object must stand on at least this fraction of non-gr
 
 def erase_found(
     images: torch.Tensor, found: SceneBatch, renderer: SceneRenderer
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """images (B, 3, H, W) with the pixels of `found`'s objects painted with the ground, and
-    that ground (B, 3, H, W) on its own.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """images (B, 3, H, W) with the pixels of `found`'s objects painted with the ground, that
+    ground (B, 3, H, W) on its own, and the crisp drawing of `found` (B, 3, H, W).
 
     The ground is the renderer's, scaled per image and channel to the input's own ground
     (the median ratio over the pixels no found object covers), so an input from another
@@ -36,13 +36,14 @@ def erase_found(
     found = found.to(renderer.device)
     images = images.to(renderer.device)
     ground = _ground(renderer, len(found))
-    covered = _differs(renderer(found, "crisp"), ground)[:, None]  # (B, 1, H, W)
+    drawn = renderer(found, "crisp")
+    covered = _differs(drawn, ground)[:, None]  # (B, 1, H, W)
     size = 2 * DILATE_PIXELS + 1
     covered = F.max_pool2d(covered.float(), size, stride=1, padding=DILATE_PIXELS) > 0
     ratio = images / ground.clamp(min=1e-3)
     ratio = torch.where(covered, torch.nan, ratio).flatten(2).nanmedian(-1).values  # (B, 3)
     fill = (ground * ratio.nan_to_num(1.0)[..., None, None]).clamp(0.0, 1.0)
-    return torch.where(covered, fill, images), fill
+    return torch.where(covered, fill, images), fill, drawn
 
 
 def supported(

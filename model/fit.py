@@ -74,10 +74,15 @@ class FitScorer:
         self.pixel_sigma = world.pixel_sigma
 
     @torch.no_grad()
-    def log_likelihood_per_pixel(self, images: torch.Tensor, batch: SceneBatch) -> torch.Tensor:
-        """(B,): max over tone curves of the mean per-value log N(x^gamma; render, sigma^2)."""
+    def log_likelihood_per_pixel(
+        self, images: torch.Tensor, batch: SceneBatch, rendered: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,): max over tone curves of the mean per-value log N(x^gamma; render, sigma^2).
+        rendered: the batch's crisp drawing (B, 3, S, S) where the caller has it already."""
         images = images.to(self.renderer.device, torch.float32).clamp(0.0, 1.0)
-        rendered = self.renderer(batch.to(self.renderer.device), "crisp")  # (B, 3, S, S)
+        if rendered is None:
+            rendered = self.renderer(batch.to(self.renderer.device), "crisp")  # (B, 3, S, S)
+        rendered = rendered.to(images)
         if images.shape != rendered.shape:
             raise ValueError(
                 f"images {tuple(images.shape[1:])} do not match the world's renders "
@@ -90,8 +95,11 @@ class FitScorer:
         sigma = self.pixel_sigma
         return (-0.5 * error / sigma**2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)).cpu()
 
-    def assess(self, images: torch.Tensor, batch: SceneBatch) -> list[Fit]:
-        return [self.fit(v) for v in self.log_likelihood_per_pixel(images, batch).tolist()]
+    def assess(
+        self, images: torch.Tensor, batch: SceneBatch, rendered: torch.Tensor | None = None
+    ) -> list[Fit]:
+        values = self.log_likelihood_per_pixel(images, batch, rendered)
+        return [self.fit(v) for v in values.tolist()]
 
     def fit(self, log_likelihood_per_pixel: float) -> Fit:
         if self.calibration is None:

@@ -28,15 +28,16 @@ def test_erasing_found_objects_leaves_the_rest(shapes, renderer):
     both = _draw(renderer, _batch(shapes, ("cube", -0.6, 0.0), ("sphere", 0.6, 0.3)))
     rest = _draw(renderer, _batch(shapes, ("sphere", 0.6, 0.3)))
     found = _batch(shapes, ("cube", -0.6, 0.0))
-    erased, _ = erase_found(both, found, renderer)
+    erased, _, drawn = erase_found(both, found, renderer)
     assert (erased - rest).abs().max() < 1e-4  # the cube is gone, the sphere untouched
+    assert (drawn - _draw(renderer, found)).abs().max() == 0  # what was found, drawn
     assert (both - rest).abs().max() > 0.1  # (it was there)
 
 
 def test_the_fill_takes_the_inputs_own_ground_colour(shapes, renderer):
     image = _draw(renderer, _batch(shapes, ("cube", 0.0, 0.0)))
     tinted = (image * torch.tensor([1.2, 0.9, 0.7])[:, None, None]).clamp(0, 1)
-    erased, fill = erase_found(tinted, _batch(shapes, ("cube", 0.0, 0.0)), renderer)
+    erased, fill, _ = erase_found(tinted, _batch(shapes, ("cube", 0.0, 0.0)), renderer)
     empty = _draw(renderer, _batch(shapes))
     expected = (empty * torch.tensor([1.2, 0.9, 0.7])[:, None, None]).clamp(0, 1)
     assert (erased - expected).abs().max() < 0.02
@@ -51,6 +52,6 @@ def test_a_candidate_on_a_found_object_is_not_new(shapes):
 
 def test_only_candidates_on_non_ground_pixels_are_supported(shapes, renderer):
     image = _draw(renderer, _batch(shapes, ("sphere", 0.6, 0.3)))
-    erased, fill = erase_found(image, _batch(shapes), renderer)  # nothing found yet
+    erased, fill, _ = erase_found(image, _batch(shapes), renderer)  # nothing found yet
     candidates = _batch(shapes, ("sphere", 0.6, 0.3), ("cube", -0.6, -0.4))
     assert supported(erased, fill, candidates, renderer).tolist() == [[True, False, False]]

@@ -7,7 +7,7 @@ import torch
 
 from air3d.model import Predictor
 from air3d.model.predictor import DEFAULT_CHECKPOINT
-from air3d.renderer import Scene, SceneObject, SceneRenderer
+from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer
 from air3d.renderer.world import with_max_objects
 
 
@@ -65,3 +65,22 @@ def test_wrong_image_shape_is_refused(tiny_checkpoint):
 def test_identity_of_the_weights(tiny_checkpoint):
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     assert len(predictor.checkpoint_hash) == 12 and predictor.name.startswith("air3d-air")
+
+
+def test_fits_reuse_the_erasure_drawing_and_equal_fresh_ones(world, shapes):
+    """Where an erasure pass found nothing new, its drawing of the answer is the fit's."""
+    crowded = [("cube", -0.9, -0.7), ("sphere", 0.9, -0.7), ("cylinder", 0.0, 0.6)]
+    scenes = [
+        Scene(tuple(SceneObject(s, (x, 0.0, z), 20.0) for s, x, z in crowded)),  # looked again
+        Scene((SceneObject("cone", (0.3, 0.0, 0.0), 0.0),)),  # q stops by itself
+    ]
+    images = SceneRenderer(world, shapes).render_scenes(scenes)
+    predictor = Predictor.from_checkpoint(DEFAULT_CHECKPOINT)
+    answers = predictor.infer(images)
+    assert [len(a.objects) for a in answers] == [3, 1]
+    batch = SceneBatch.from_scenes([a.scene() for a in answers], shapes)
+    fresh = predictor.scorer().assess(images, batch)
+    for answer, again in zip(answers, fresh, strict=True):
+        assert answer.fit.log_likelihood_per_pixel == pytest.approx(
+            again.log_likelihood_per_pixel, abs=0.01
+        )

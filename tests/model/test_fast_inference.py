@@ -70,8 +70,8 @@ def test_frozen_predictor_answers_as_the_eager_model(kind, world, shapes):
     frozen = Predictor(model, world, shapes, "tiny", "", frozen=True)
     for batch in (1, 3):  # the graph is traced at batch 2
         images = torch.rand(batch, 3, world.image_size, world.image_size)
-        expected, presence, shape_probs = eager._ask_q(images)
-        answer, frozen_presence, frozen_shape_probs = frozen._ask_q(images)
+        expected, presence, shape_probs, _ = eager._ask_q(images)
+        answer, frozen_presence, frozen_shape_probs, _ = frozen._ask_q(images)
         torch.testing.assert_close(frozen_presence, presence, atol=1e-5, rtol=0)
         torch.testing.assert_close(frozen_shape_probs, shape_probs, atol=1e-5, rtol=0)
         torch.testing.assert_close(answer.xz, expected.xz, atol=1e-5, rtol=0)

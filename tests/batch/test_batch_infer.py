@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from batch_helpers import cli, read_lines, subprocess_env
 
 from air3d.batch import find_images, merge_shards
 from air3d.model import Predictor
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "service" / "static" / "examples"
 
 SOURCES = [f"images/{i:06d}.png" for i in range(6)]
 
@@ -261,3 +264,15 @@ def test_a_calibrated_checkpoint_flags_a_blank_image_in_the_lines_and_summary(
     assert all(line["fit"]["calibrated"] for line in lines.values())
     flagged = sum(line["fit"]["not_a_scene"] for line in lines.values())
     assert f"7 inferred ({flagged} flagged not a scene)" in capsys.readouterr().err
+
+
+def test_max_objects_caps_the_answers_and_is_bounded(workdir, capsys):
+    """The shipped q finds the 3 objects of an example; --max-objects caps the answer."""
+    shutil.copy(EXAMPLES / "2.png", workdir / "three.png")
+    assert cli("infer", "three.png", "--out", "all.jsonl", "--no-progress") == 0
+    assert cli("infer", "three.png", "--out", "two.jsonl", "--max-objects", 2,
+               "--no-progress") == 0  # fmt: skip
+    [everything], [capped] = read_lines(workdir / "all.jsonl"), read_lines(workdir / "two.jsonl")
+    assert (everything["count"], capped["count"]) == (3, 2)
+    assert cli("infer", "three.png", "--out", "bad.jsonl", "--max-objects", 0) == 2
+    assert "max_objects must be at least 1" in capsys.readouterr().err

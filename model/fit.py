@@ -63,14 +63,16 @@ class FitScorer:
         calibration: Calibration | None = None,
         device: torch.device | str = "cpu",
         tone_gammas: tuple[float, ...] = DEFAULT_TONE_GAMMAS,
+        renderer: SceneRenderer | None = None,
     ):
+        """renderer: a crisp renderer of this world to share (None: one of its own)."""
         self.calibration = calibration
         # A calibration fixes the tone curves it was computed with: the same raw value must
         # mean the same thing when it is looked up.
         self.tone_gammas = calibration.tone_gammas if calibration else tuple(tone_gammas)
         if not self.tone_gammas or min(self.tone_gammas) <= 0:
             raise ValueError(f"tone_gammas must be positive, got {list(self.tone_gammas)}")
-        self.renderer = SceneRenderer(world, shapes, device)
+        self.renderer = renderer or SceneRenderer(world, shapes, device)
         self.pixel_sigma = world.pixel_sigma
 
     @torch.no_grad()

@@ -204,7 +204,9 @@ class Predictor:
 
     def scorer(self) -> FitScorer:
         if self._scorer is None:
-            self._scorer = FitScorer(self.world, self.shapes, self.calibration, self.device)
+            self._scorer = FitScorer(
+                self.world, self.shapes, self.calibration, self.device, renderer=self.renderer()
+            )
         return self._scorer
 
     def refiner(self) -> Refiner:
@@ -285,7 +287,7 @@ class Predictor:
         return with_max_objects(self.world, max(self.max_objects, self.world.max_objects))
 
     def renderer(self) -> SceneRenderer:
-        """The crisp renderer that erasure uses (built on first use)."""
+        """The crisp renderer that erasure and the fit share (built on first use)."""
         if self._renderer is None:
             self._renderer = SceneRenderer(self.world, self.shapes, self.device)
         return self._renderer

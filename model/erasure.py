@@ -7,8 +7,8 @@ so far, so counting does not depend on the step index. With a renderer in the lo
 difference is cheap to form without retraining: render the objects found so far, paint the
 pixels they cover with the ground (at the input's own ground colour), and the result is
 again a scene of the world, holding only the objects still to find. q reads it like any
-other image, and the passes repeat until one finds fewer objects than the world's most
-(q stopped by itself) or the cap on the count is reached.
+other image. The Predictor (model/predictor.py, _ask_q) repeats the passes while the last
+one found all but one of its steps or more, and the cap on the count is not reached.
 """
 
 from __future__ import annotations

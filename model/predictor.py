@@ -236,6 +236,7 @@ class Predictor:
         answer, presence, shape_probs = self._q_pass(images, steps)
         last_found = answer.present.sum(1)
         drawings: Drawings | None = None
+        min_distance = MIN_DISTANCE_FACTOR * self.world.prior.min_separation
         while self.model.config.kind == "air":
             # q stopped by itself short of its steps (less one: it may stop early on crowded
             # scenes) where the pass found fewer: nothing is left there.
@@ -246,7 +247,6 @@ class Predictor:
             found = answer[rows]
             erased, ground, drawn = erase_found(images[rows], found, self.renderer())
             more, more_presence, more_shape_probs = self._q_pass(erased, steps)
-            min_distance = MIN_DISTANCE_FACTOR * self.world.prior.min_separation
             new = new_objects(found, more, min_distance)
             new &= supported(erased, ground, more.with_present(new), self.renderer())
             new &= new.cumsum(1) <= cap - found.present.sum(1)[:, None]  # within the cap

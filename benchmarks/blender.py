@@ -16,7 +16,7 @@ import statistics
 import time
 from dataclasses import replace
 
-from air3d.renderer import load_shape_library, load_world
+from air3d.renderer import open_world
 from air3d.renderer.blender import BlenderConfig, BlenderRenderer
 from air3d.renderer.prior import sample_scenes
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     args = parser.parse_args()
-    world, shapes = load_world(), load_shape_library()
+    world, shapes = open_world()
     scenes = sample_scenes(world, shapes, args.images, 0)
     objects = sum(len(s.objects) for s in scenes) / len(scenes)
     print(

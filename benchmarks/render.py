@@ -40,8 +40,7 @@ from air3d.renderer import (
     SceneRenderer,
     ShapeLibrary,
     World,
-    load_shape_library,
-    load_world,
+    open_world,
 )
 from air3d.renderer.prior import sample_scene
 
@@ -64,7 +63,7 @@ def _sync(device: torch.device) -> None:
 
 def _scenes(shapes: ShapeLibrary, objects: int | None, n: int, seed: int = 0) -> list[Scene]:
     """n scenes from the prior with exactly `objects` objects (None: the prior's count)."""
-    world, rng = load_world(), np.random.default_rng(seed)
+    world, rng = open_world()[0], np.random.default_rng(seed)
     return [sample_scene(world, shapes, rng, count=objects) for _ in range(n)]
 
 
@@ -268,7 +267,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    world, shapes = load_world(), load_shape_library()
+    world, shapes = open_world()
     renderer = SceneRenderer(world, shapes, device)
     batches = [int(b) for b in args.batches.split(",")]
     objects_list = [int(k) for k in args.objects.split(",")]

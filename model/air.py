@@ -61,7 +61,7 @@ class StepOutput:
     coarse_u: torch.Tensor  # (B, 2) where the glimpse looked (unconstrained)
     xz_loc: torch.Tensor  # (B, 2) q's mean of u
     xz_scale: torch.Tensor  # (B, 2)
-    shape_logits: torch.Tensor  # (B, S)
+    shape_logits: torch.Tensor  # (B, K) one per kind (shape and attribute values)
     yaw_vector: torch.Tensor  # (B, 2) predicted (cos, sin) of k * yaw (k: symmetry order)
     yaw_direction: torch.Tensor  # (B,) its angle
     yaw_scale: torch.Tensor  # (B,) std of yaw, radians
@@ -93,7 +93,18 @@ class AIR(nn.Module):
         self.num_shapes = len(shapes)
         self.latents = LatentSpace(world, shapes)
         self.register_buffer("camera", projection_matrix(world))
-        self.latent_dim = 1 + 2 + self.num_shapes + 2
+        # A kind is a shape and a value of each attribute; q's head gives one logit per
+        # value of each (`factor_values`), and a kind's logit is the sum of its values'
+        # (kinds (K, values) 0/1 matrix): softmax over kinds is then the product of one
+        # softmax per attribute. In a world without attributes the matrix is the identity.
+        index = torch.as_tensor(shapes.factor_index())  # (K, A)
+        sizes = [len(values) for _, values in shapes.factors]
+        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+        self.factor_values = sum(sizes)
+        kinds = torch.zeros(self.num_shapes, self.factor_values)
+        kinds.scatter_(1, index + offsets, 1.0)
+        self.register_buffer("kind_values", kinds, persistent=False)
+        self.latent_dim = 1 + 2 + self.factor_values + 2
         hidden = config.hidden_dim
         self.encoder = ImageEncoder(world.image_size, config.encoder_channels, config.feature_dim)
         self.core = nn.GRUCell(config.feature_dim + self.latent_dim, hidden)
@@ -104,7 +115,7 @@ class AIR(nn.Module):
         # (h, glimpse at the coarse guess, coarse u) -> presence logit, u offset
         self.refine_head = mlp(hidden + config.glimpse_dim + 2, hidden, 1 + 2)
         # (h, glimpse centred on the refined position) -> shape logits, yaw vector
-        self.what_head = mlp(hidden + config.glimpse_dim, hidden, self.num_shapes + 2)
+        self.what_head = mlp(hidden + config.glimpse_dim, hidden, self.factor_values + 2)
         # q's standard deviations are read from the heads' hidden layers through a stop-
         # gradient: their NLL gradients (~ error^2 / std^3) are large and noisy, and when
         # they reached the shared layers presence and yaw stopped learning altogether.
@@ -160,8 +171,8 @@ class AIR(nn.Module):
         what_code = self.what_glimpse_encoder(self._glimpse(inputs, xz_loc.detach()))
         what_features = self.what_head[:-1](torch.cat([hidden, what_code], dim=1))
         what = self.what_head[-1](what_features)
-        S = self.num_shapes
-        shape_logits = what[:, :S]
+        S = self.factor_values
+        shape_logits = what[:, :S] @ self.kind_values.T  # (B, K) kinds' logits
         yaw_vector = what[:, S : S + 2]
         yaw_direction = torch.atan2(yaw_vector[:, 1], yaw_vector[:, 0] + 1e-6)
         yaw_scale = softplus(self.yaw_scale_head(what_features.detach())[:, 0] - 1.0) + floor
@@ -213,7 +224,7 @@ class AIR(nn.Module):
         # Not nn.functional.one_hot: it checks the indices' range, a reduction and a read
         # back per call, as long as the rest of the step at batch 1.
         shapes = torch.arange(self.num_shapes, device=step.shape.device)
-        one_hot = (step.shape[:, None] == shapes).float()
+        one_hot = (step.shape[:, None] == shapes).float() @ self.kind_values  # its values
         parts = [
             step.z_pres[:, None],
             torch.tanh(step.xz_u),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,23 @@ class InferredObject:
     position: tuple[float, float, float]
     yaw_deg: float
     presence: float  # q's probability that this step holds an object
-    shape_probs: dict[str, float]
+    shape_probs: dict[str, float]  # q's probability of each shape (summed over attributes)
+    attributes: tuple[tuple[str, str], ...] = ()  # (("color", "red"), ...): the world's order
+    # q's probability of each value of each attribute: {"color": {"red": 0.9, ...}, ...}
+    attribute_probs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "shape": self.shape,
+            **dict(self.attributes),
             "position": list(self.position),
             "yaw_deg": self.yaw_deg,
             "presence": self.presence,
             "shape_probs": dict(self.shape_probs),
         }
+        if self.attribute_probs:
+            data["attribute_probs"] = {k: dict(v) for k, v in self.attribute_probs.items()}
+        return data
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,9 @@ class Inference:
         return data
 
     def scene(self) -> Scene:
-        return Scene(tuple(SceneObject(o.shape, o.position, o.yaw_deg) for o in self.objects))
+        return Scene(
+            tuple(SceneObject(o.shape, o.position, o.yaw_deg, o.attributes) for o in self.objects)
+        )
 
 
 @dataclass(frozen=True)
@@ -309,13 +318,29 @@ class Predictor:
         for n in (n for n, on in enumerate(present) if on):
             spec = self.shapes.specs[shape[n]]
             x, z = xz[n]
+            marginals = factor_marginals(self.shapes, shape_probs[n])
             objects.append(
                 InferredObject(
                     shape=spec.name,
                     position=(x, spec.height / 2, z),
                     yaw_deg=math.degrees(yaw[n]) % 360.0,
                     presence=presence[n],
-                    shape_probs=dict(zip(self.shapes.names, shape_probs[n], strict=True)),
+                    shape_probs=marginals.pop("shape"),
+                    attributes=spec.attributes,
+                    attribute_probs=marginals,
                 )
             )
         return Inference(tuple(objects), fit)
+
+
+def factor_marginals(shapes: ShapeLibrary, kind_probs: list[float]) -> dict[str, dict[str, float]]:
+    """q's probabilities of the kinds (K,) summed into each factor's values:
+    {"shape": {"cube": p, ...}, "color": {...}, ...}."""
+    index = shapes.factor_index()
+    out = {}
+    for a, (factor, values) in enumerate(shapes.factors):
+        sums = [0.0] * len(values)
+        for k, p in enumerate(kind_probs):
+            sums[index[k, a]] += p
+        out[factor] = dict(zip(values, sums, strict=True))
+    return out

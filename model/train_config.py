@@ -17,7 +17,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
     num_threads: int = 0  # CPU threads for torch (0: torch's default)
-    world: str | None = None  # scene config path (None: the shipped assets/scene.yaml)
+    world: str | None = None  # world NAME or PATH (renderer/worlds.py); None: tabletop
     pool_size: int = 20000  # prior samples rendered once and reused (per rank)
     pool_cache: str | None = "runs/cache"  # where rendered pools are kept (None: nowhere)
     batch_size: int = 64

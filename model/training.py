@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,7 @@ from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss
 from air3d.model.predictor import Predictor
 from air3d.model.scene_pool import ScenePool
 from air3d.model.train_config import TrainConfig
-from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer import load_shape_library as _load_shapes
-from air3d.renderer import load_world as _load_world
+from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World, open_world
 from air3d.renderer.prior import shape_probabilities
 
 
@@ -98,7 +96,7 @@ class Trainer:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.out = Path(config.out)
-        self.world, self.shapes = _load_world(config.world), _load_shapes()
+        self.world, self.shapes = open_world(config.world)
         if config.extra_steps < 0:
             raise ValueError(f"extra_steps must be >= 0, got {config.extra_steps}")
         self.looks = AugmentConfig.from_dict(config.augment)
@@ -137,7 +135,8 @@ class Trainer:
         checkpoint = load_checkpoint(self.config.init_from, "cpu")
         # Compared as read back (World.from_dict): older checkpoints lack keys that today's
         # configs hold with their defaults (e.g. `tone`).
-        if World.from_dict(checkpoint["world"]).to_dict() != self.world.to_dict():
+        theirs = replace(World.from_dict(checkpoint["world"]), name=self.world.name)
+        if theirs.to_dict() != self.world.to_dict():  # the folder's name may differ
             raise ValueError(
                 f"init_from {self.config.init_from} was trained in another world than this "
                 "run's (compare its scene config with the run's `world`)"

@@ -82,6 +82,11 @@ class SceneRenderer(torch.nn.Module):
         self._templates = [_unshared(mesh.verts, mesh.faces, self.device) for mesh in shapes.meshes]
         self.appearance = Appearance(world, shapes, self.device)
         self._heights = torch.tensor([spec.height for spec in shapes.specs], device=self.device)
+        self._materials = torch.tensor(  # (K, 2) each kind's highlight
+            [[spec.specular, spec.shininess] for spec in shapes.specs], device=self.device
+        )
+        self._shiny = any(spec.specular > 0 for spec in shapes.specs)
+        self._face_counts = torch.tensor([f.shape[0] for _, f in self._templates], device=device)
         self._ground = _ground_quad(world, self.device)
         self._nothing = (  # an empty part: verts (0, 3), faces (0, 3), colours (0, 3)
             torch.zeros(0, 3, device=self.device),
@@ -156,13 +161,25 @@ class SceneRenderer(torch.nn.Module):
             images = ground.expand(len(batch), -1, -1, -1)
         else:
             meshes, objects = self.meshes(batch, ground=False), self.object_faces(batch)
+            materials = self.face_materials(batch)
             if self.appearance.casts_shadows():
                 ground = self._shadowed(ground, meshes, objects, mode)
             if mode == "crisp":
-                images = self._paint(meshes, objects, ground)
+                images = self._paint(meshes, objects, ground, materials)
             else:
-                images = self._soft(meshes, objects, ground)
+                images = self._soft(meshes, objects, ground, materials)
+        images = self._letterbox(images)
         return self.appearance.tone(images.permute(0, 3, 1, 2).clamp(0.0, 1.0))
+
+    def _letterbox(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) with the rows outside the world's frame painted the background:
+        what a loaded image of that frame shows there (air3d.images.letterbox)."""
+        first, last = self.world.frame_rows
+        if (first, last) == (0, images.shape[1]):
+            return images
+        rows = torch.arange(images.shape[1], device=images.device)
+        outside = ((rows < first) | (rows >= last))[None, :, None, None]
+        return torch.where(outside, self.appearance.background(), images)
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
         return self(SceneBatch.from_scenes(scenes, self.shapes), mode)
@@ -241,18 +258,32 @@ class SceneRenderer(torch.nn.Module):
         per_shape = torch.tensor([f.shape[0] for _, f in self._templates])
         return per_shape[shape[order].cpu()].tolist()
 
-    def face_colors(self, meshes: Meshes) -> torch.Tensor:
+    def face_materials(self, batch: SceneBatch) -> torch.Tensor | None:
+        """Each object face's (specular, shininess) (F, 2) in the order meshes() packs them;
+        None when no kind of the library has a highlight (the matte worlds: no cost)."""
+        if not self._shiny:
+            return None
+        present = batch.present.nonzero()
+        shape = batch.shape[present[:, 0], present[:, 1]]
+        order = torch.sort(present[:, 0] * len(self._templates) + shape, stable=True).indices
+        kinds = shape[order].to(self.device)
+        return self._materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
+
+    def face_colors(self, meshes: Meshes, materials: torch.Tensor | None = None) -> torch.Tensor:
         """Each face's lit colour (F, 3): Phong shading with the appearance's light, once per
-        face. Differentiable in the vertices and in the appearance."""
+        face; `materials` (F, 2) gives each face's highlight (None: matte). Differentiable
+        in the vertices and in the appearance."""
         faces = meshes.faces_packed()
         albedo = meshes.textures.verts_features_packed()[faces[:, 0]]  # (F, 3)
-        return self._shade(meshes.verts_packed()[faces], albedo)
+        return self._shade(meshes.verts_packed()[faces], albedo, materials)
 
-    def _shade(self, verts: torch.Tensor, albedo: torch.Tensor) -> torch.Tensor:
+    def _shade(
+        self, verts: torch.Tensor, albedo: torch.Tensor, materials: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Faces (F, 3, 3) of colour albedo (F, 3) to their lit colour (F, 3):
-        ambient + diffuse * max(0, n . l), times the albedo, plus the world's specular term
-        (shininess 1) seen from the camera at the face centre."""
-        light, direction = self.world.light, self.appearance.direction()
+        ambient + diffuse * max(0, n . l), times the albedo, plus each face's Phong
+        highlight specular * (r . v) ** shininess seen from the camera at the face centre."""
+        direction = self.appearance.direction()
         # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
         # its CPU backward gives a gradient for a pure translation along z.
         normals = F.normalize(
@@ -261,11 +292,12 @@ class SceneRenderer(torch.nn.Module):
         cos = (normals * direction).sum(-1, keepdim=True)  # (F, 1)
         look = self.appearance
         colors = (look.ambient() + look.diffuse() * cos.clamp(min=0.0)) * albedo
-        if light.specular:
+        if materials is not None:
             view = F.normalize(self._eye - verts.mean(1), dim=-1)
             reflect = 2.0 * cos * normals - direction
-            shine = ((view * reflect).sum(-1, keepdim=True).clamp(min=0.0)) * (cos > 0)
-            colors = colors + light.specular * shine
+            facing = (view * reflect).sum(-1, keepdim=True).clamp(min=1e-6)
+            shine = facing.pow(materials[:, 1:]) * (cos > 0)
+            colors = colors + materials[:, :1] * shine
         return colors
 
     def _shadowed(
@@ -298,13 +330,17 @@ class SceneRenderer(torch.nn.Module):
         on_table = (self._ground_faces >= 0)[..., None]  # (H, W, 1)
         return ground - look.shadow() * cover * on_table * lit
 
-    def _paint(self, meshes: Meshes, objects: list[int], under: torch.Tensor) -> torch.Tensor:
+    def _paint(
+        self, meshes: Meshes, objects: list[int], under: torch.Tensor, materials=None
+    ) -> torch.Tensor:
         """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
         pix_to_face = self.rasterize(self.project(meshes), objects, "crisp")[..., 0]
-        colors = self.face_colors(meshes)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
+        colors = self.face_colors(meshes, materials)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
         return torch.where((pix_to_face >= 0)[..., None], colors, under)
 
-    def _soft(self, meshes: Meshes, objects: list[int], ground: torch.Tensor) -> torch.Tensor:
+    def _soft(
+        self, meshes: Meshes, objects: list[int], ground: torch.Tensor, materials=None
+    ) -> torch.Tensor:
         """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
         ndc = self.project(meshes)
         # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
@@ -323,7 +359,7 @@ class SceneRenderer(torch.nn.Module):
             pix_to_face=faces[:, None, None], zbuf=zbuf[:, None, None], bary_coords=None,
             dists=dists[:, None, None],
         )  # fmt: skip
-        colors = self.face_colors(meshes)[hit.pix_to_face.clamp(min=0)]  # (P, 1, 1, K, 3)
+        colors = self.face_colors(meshes, materials)[hit.pix_to_face.clamp(min=0)]  # (P,1,1,K,3)
         cam, soft = self.world.camera, self.world.rendering
         blend = BlendParams(soft.soft_sigma, soft.soft_gamma, self.appearance.background())
         rgb = softmax_rgb_blend(colors, hit, blend, cam.znear, cam.zfar)[..., :3]

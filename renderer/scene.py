@@ -2,6 +2,8 @@
 
 JSON form (what `POST /infer` returns and `/render`, `air3d render` and `air3d rerender`
 accept):  {"objects": [{"shape": "cube", "position": [x, y, z], "yaw_deg": 30.0}, ...]}
+In a world with attributes each object also names its value of each, e.g.
+{"shape": "cube", "color": "red", "size": "large", "material": "metal", ...}.
 Positions are world coordinates of the object's centre, y up. Objects rest on the
 ground, so y follows from the shape: on input it is checked for being a finite number and
 then replaced by the resting height. Extra keys (`presence`, `shape_probs`, `count`, ...)
@@ -26,9 +28,15 @@ class SceneObject:
     shape: str
     position: tuple[float, float, float]  # world coordinates of the centre
     yaw_deg: float  # rotation about the vertical (y) axis, degrees, counter-clockwise from above
+    attributes: tuple[tuple[str, str], ...] = ()  # (("color", "red"), ...): the world's order
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": self.shape, "position": list(self.position), "yaw_deg": self.yaw_deg}
+        return {
+            "shape": self.shape,
+            **dict(self.attributes),
+            "position": list(self.position),
+            "yaw_deg": self.yaw_deg,
+        }
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,11 @@ def _object(i: int, item: Any, world: World, shapes: ShapeLibrary) -> SceneObjec
     name = item["shape"]
     if not isinstance(name, str) or name not in shapes.names:
         raise ValueError(f"{where}.shape: unknown shape {name!r}; known: {', '.join(shapes.names)}")
+    attributes = {attribute: item.get(attribute) for attribute, _ in shapes.factors[1:]}
+    try:
+        spec = shapes.spec(name, attributes)
+    except ValueError as error:
+        raise ValueError(f"{where}.{error}") from None
     position = item["position"]
     if not isinstance(position, list | tuple) or len(position) != 3:
         raise ValueError(f"{where}.position: must be a list of 3 numbers [x, y, z]")
@@ -72,7 +85,7 @@ def _object(i: int, item: Any, world: World, shapes: ShapeLibrary) -> SceneObjec
             f"{where}.position: (x={x:g}, z={z:g}) is outside the workspace "
             f"x in [{ws.x[0]:g}, {ws.x[1]:g}], z in [{ws.z[0]:g}, {ws.z[1]:g}]"
         )
-    return SceneObject(name, (x, shapes.spec(name).height / 2, z), yaw)
+    return SceneObject(name, (x, spec.height / 2, z), yaw, spec.attributes)
 
 
 def _finite(field: str, value: Any) -> float:
@@ -87,7 +100,8 @@ def _finite(field: str, value: Any) -> float:
 class SceneBatch:
     """B scenes padded to N object slots: the renderer's and the model's common currency.
 
-    shape:   (B, N) long, index into the shape library; 0 in empty slots
+    shape:   (B, N) long, the object's kind: index into the library's specs (a shape with
+             one value of each of the world's attributes); 0 in empty slots
     present: (B, N) bool, whether the slot holds an object; False in empty slots
     xz:      (B, N, 2) float, ground-plane position (x, z) of the centre; 0 in empty slots
     yaw:     (B, N) float, radians about the vertical axis; 0 in empty slots
@@ -130,7 +144,7 @@ class SceneBatch:
         yaw = torch.zeros(batch, slots)
         for b, scene in enumerate(scenes):
             for n, obj in enumerate(scene.objects):
-                shape[b, n] = shapes.index(obj.shape)
+                shape[b, n] = shapes.index(obj.shape, dict(obj.attributes))
                 present[b, n] = True
                 xz[b, n] = torch.tensor([obj.position[0], obj.position[2]])
                 yaw[b, n] = math.radians(obj.yaw_deg)
@@ -150,7 +164,8 @@ class SceneBatch:
                 x, z = xz[b][n]
                 yaw_deg = math.degrees(yaw[b][n]) % 360.0
                 yaw_deg = 0.0 if yaw_deg == 360.0 else yaw_deg  # -1e-20 % 360 == 360.0
-                objects.append(SceneObject(spec.name, (x, spec.height / 2, z), yaw_deg))
+                position = (x, spec.height / 2, z)
+                objects.append(SceneObject(spec.name, position, yaw_deg, spec.attributes))
             scenes.append(Scene(tuple(objects)))
         return scenes
 

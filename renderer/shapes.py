@@ -1,8 +1,17 @@
-"""The shape library: meshes plus the manifest (assets/shapes/manifest.yaml)."""
+"""The shape library: meshes plus the manifest (a world's shapes/manifest.yaml), and the
+world's kinds of object.
+
+A kind is a shape with one value of each of the world's attributes (colour, size,
+material): `expand_kinds` makes one ShapeSpec and mesh per kind, so the renderer, the
+prior and q all index kinds as they index shapes. A world without attributes has one kind
+per shape, in manifest order.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import itertools
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +20,9 @@ import trimesh
 import yaml
 
 from air3d.assets import ASSETS_DIR
+from air3d.renderer.world import World
 
-DEFAULT_SHAPES_DIR = ASSETS_DIR / "shapes"
+DEFAULT_SHAPES_DIR = ASSETS_DIR / "worlds" / "tabletop" / "shapes"
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,20 @@ class ShapeSpec:
     height: float
     symmetry: int | None
     color: tuple[float, float, float]
+    # The kind's attribute values besides the shape, in the world's order: (("size",
+    # "large"), ...); () in a world without attributes.
+    attributes: tuple[tuple[str, str], ...] = ()
+    specular: float = 0.0  # Phong highlight strength of the surface (0: matte)
+    shininess: float = 1.0  # Phong exponent: larger is a smaller, sharper highlight
+
+    @property
+    def label(self) -> str:
+        """The kind in words: "cube", or "large red metal cube" (attribute values first)."""
+        return " ".join([*(value for _, value in self.attributes), self.name])
+
+    def describe(self) -> dict[str, str]:
+        """{"shape": name, attribute: value, ...}: the kind as scene JSON writes it."""
+        return {"shape": self.name, **dict(self.attributes)}
 
 
 @dataclass(frozen=True)
@@ -41,21 +65,55 @@ class ShapeLibrary:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self.specs)
+        """The shapes' names, each once, in manifest order."""
+        return tuple(dict.fromkeys(spec.name for spec in self.specs))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Each kind in words (ShapeSpec.label), in index order."""
+        return tuple(spec.label for spec in self.specs)
+
+    @property
+    def factors(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(("shape", names), (attribute, values), ...): the categorical choices a kind is
+        made of, each value list in first-seen order."""
+        names = [("shape", self.names)]
+        for i, (attribute, _) in enumerate(self.specs[0].attributes if self.specs else ()):
+            values = dict.fromkeys(spec.attributes[i][1] for spec in self.specs)
+            names.append((attribute, tuple(values)))
+        return tuple(names)
+
+    def factor_index(self) -> np.ndarray:
+        """(K, A) int: each kind's value index in each factor (shape first)."""
+        factors = self.factors
+        rows = []
+        for spec in self.specs:
+            values = [spec.name, *(value for _, value in spec.attributes)]
+            rows.append([factors[a][1].index(v) for a, v in enumerate(values)])
+        return np.asarray(rows, np.int64).reshape(len(self.specs), len(factors))
 
     def __len__(self) -> int:
         return len(self.specs)
 
-    def index(self, name: str) -> int:
-        """The shape's position in the manifest; ValueError naming the known shapes otherwise."""
-        try:
-            return self.names.index(name)
-        except ValueError:
-            known = ", ".join(self.names)
-            raise ValueError(f"unknown shape {name!r}; known: {known}") from None
+    def index(self, name: str, attributes: Mapping[str, str] | None = None) -> int:
+        """The kind of shape `name` with these attribute values (each attribute the world
+        has); ValueError naming the known values otherwise."""
+        if name not in self.names:
+            raise ValueError(f"unknown shape {name!r}; known: {', '.join(self.names)}")
+        attributes = attributes or {}
+        for attribute, values in self.factors[1:]:
+            value = attributes.get(attribute)
+            if value not in values:
+                what = "missing" if value is None else f"unknown {attribute} {value!r}"
+                raise ValueError(f"{attribute}: {what}; known: {', '.join(values)}")
+        wanted = (name, *(attributes[a] for a, _ in self.factors[1:]))
+        for k, spec in enumerate(self.specs):
+            if (spec.name, *(value for _, value in spec.attributes)) == wanted:
+                return k
+        raise ValueError(f"no kind {' '.join(map(str, wanted))!r} in the library")
 
-    def spec(self, name: str) -> ShapeSpec:
-        return self.specs[self.index(name)]
+    def spec(self, name: str, attributes: Mapping[str, str] | None = None) -> ShapeSpec:
+        return self.specs[self.index(name, attributes)]
 
     def to_dict(self) -> dict[str, Any]:
         """Manifest plus geometry as plain data: checkpoints store it to rebuild the world."""
@@ -87,13 +145,17 @@ def _spec(entry: dict[str, Any]) -> ShapeSpec:
             height=float(entry["height"]),
             symmetry=None if symmetry is None else int(symmetry),
             color=tuple(float(c) for c in entry["color"]),
+            attributes=tuple((str(a), str(v)) for a, v in entry.get("attributes", ())),
+            specular=float(entry.get("specular", 0.0)),
+            shininess=float(entry.get("shininess", 1.0)),
         )
     except KeyError as error:
         raise ValueError(f"shape manifest entry {entry!r} lacks {error}") from None
 
 
 def load_shape_library(directory: str | Path | None = None) -> ShapeLibrary:
-    """Reads manifest.yaml and its meshes (default: the shipped assets/shapes/)."""
+    """Reads manifest.yaml and its meshes (default: the shipped tabletop world's shapes/).
+    These are the shapes; `expand_kinds` makes the world's kinds of them."""
     directory = Path(directory) if directory is not None else DEFAULT_SHAPES_DIR
     with open(directory / "manifest.yaml") as file:
         entries = yaml.safe_load(file)["shapes"]
@@ -109,3 +171,36 @@ def load_shape_library(directory: str | Path | None = None) -> ShapeLibrary:
         verts = verts - (verts.max(0) + verts.min(0)) / 2  # centre on the bounding box
         meshes.append(ShapeMesh(verts, np.asarray(mesh.faces, np.int64)))
     return ShapeLibrary(specs, tuple(meshes))
+
+
+def expand_kinds(shapes: ShapeLibrary, world: World) -> ShapeLibrary:
+    """One spec and mesh per kind: each shape with each combination of the world's
+    attribute values (the last attribute varies fastest, the shape slowest). Sizes scale
+    the mesh and height; a colour replaces the shape's; a material scales the colour and
+    sets the highlight. Without attributes: the shapes, with the world's specular light."""
+    attributes = world.attributes
+    specs, meshes = [], []
+    for spec, mesh in zip(shapes.specs, shapes.meshes, strict=True):
+        for values in itertools.product(*(a.values for a in attributes)):
+            chosen = {a.name: a.setting(v) for a, v in zip(attributes, values, strict=True)}
+            scale = chosen.get("size", 1.0)
+            material = dict(chosen.get("material", ()))
+            color = np.asarray(chosen.get("color", spec.color)) * material.get("albedo", 1.0)
+            specs.append(
+                replace(
+                    spec,
+                    height=spec.height * scale,
+                    color=tuple(float(c) for c in np.clip(color, 0.0, 1.0)),
+                    attributes=tuple((a.name, v) for a, v in zip(attributes, values, strict=True)),
+                    specular=material.get("specular", world.light.specular),
+                    shininess=material.get("shininess", 1.0),
+                )
+            )
+            meshes.append(ShapeMesh((mesh.verts * scale).astype(np.float32), mesh.faces))
+    return ShapeLibrary(tuple(specs), tuple(meshes))
+
+
+def footprint_radius(mesh: ShapeMesh) -> float:
+    """Half the larger of the mesh's extents along x and z: its radius on the ground."""
+    extent = mesh.verts[:, [0, 2]].max(0) - mesh.verts[:, [0, 2]].min(0)
+    return float(extent.max() / 2)

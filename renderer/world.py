@@ -1,4 +1,8 @@
-"""The world config: camera, light, ground, workspace, prior, likelihood (assets/scene.yaml)."""
+"""The world config: camera, light, ground, workspace, attributes, prior, likelihood.
+
+A world is data: a folder holding `world.yaml` (this config) and `shapes/` (the shape
+library); `renderer/worlds.py` finds and opens one by name or path.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import yaml
 
 from air3d.assets import ASSETS_DIR
 
-DEFAULT_WORLD_PATH = ASSETS_DIR / "scene.yaml"
+DEFAULT_WORLD_PATH = ASSETS_DIR / "worlds" / "tabletop" / "world.yaml"
 
 Vec3 = tuple[float, float, float]
 
@@ -72,6 +76,32 @@ class PriorConfig:
     count_probs: tuple[float, ...]
     shape_probs: tuple[float, ...] | None
     min_separation: float
+    # Centres at least r1 + r2 + min_gap apart (r: each object's footprint radius), on top
+    # of min_separation; None: min_separation alone. CLEVR's rule, with gap 0.25.
+    min_gap: float | None = None
+    # CLEVR's second rule: any two objects differ by at least this much along both of the
+    # camera's ground-plane axes (left-right and front-behind), so relations are clear.
+    direction_margin: float = 0.0
+
+
+# The roles an attribute can play in rendering, and what its values are:
+#   color    linear RGB in [0, 1], the object's albedo (replaces the shape's own colour)
+#   size     a scale factor of the shape's mesh (and height)
+#   material a mapping of {albedo: factor of the colour, specular: strength,
+#            shininess: Phong exponent}
+ATTRIBUTE_ROLES = ("color", "size", "material")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A categorical attribute every object of the world carries besides its shape."""
+
+    name: str  # one of ATTRIBUTE_ROLES
+    values: tuple[str, ...]  # value names, in the order of the model's categorical
+    settings: tuple[Any, ...]  # each value's rendering setting (see ATTRIBUTE_ROLES)
+
+    def setting(self, value: str) -> Any:
+        return self.settings[self.values.index(value)]
 
 
 @dataclass(frozen=True)
@@ -96,12 +126,36 @@ class World:
     pixel_sigma: float
     rendering: RenderingConfig
     tone: ToneConfig = ToneConfig()  # absent from older configs and checkpoints: identity
+    # Categorical attributes besides the shape; () in a world whose shapes carry their look.
+    attributes: tuple[Attribute, ...] = ()
+    # (width, height) of the world's real images when they are not square: the square
+    # image_size canvas holds the frame letterboxed (full width, centred rows); the bands
+    # above and below are painted `background` in renders and in loaded images alike.
+    frame: tuple[int, int] | None = None
+    name: str = "custom"  # the world's folder name: what `--world NAME` finds
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form: what checkpoints store and GET /shapes returns."""
         data = asdict(self)
         data["likelihood"] = {"pixel_sigma": data.pop("pixel_sigma")}
+        data["attributes"] = {
+            a.name: {v: _plain(a.name, x) for v, x in zip(a.values, a.settings, strict=True)}
+            for a in self.attributes
+        }
         return data
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
+
+    @property
+    def frame_rows(self) -> tuple[int, int]:
+        """The canvas rows [first, last) that hold the frame (all rows without a frame)."""
+        if self.frame is None:
+            return 0, self.image_size
+        width, height = self.frame
+        rows = round(self.image_size * height / width)
+        first = (self.image_size - rows) // 2
+        return first, first + rows
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> World:
@@ -121,11 +175,58 @@ class World:
                 pixel_sigma=float(data["likelihood"]["pixel_sigma"]),
                 rendering=RenderingConfig(**data["rendering"]),
                 tone=ToneConfig(**data.get("tone", {})),
+                attributes=_attributes(data.get("attributes") or {}),
+                frame=None if data.get("frame") is None else tuple(data["frame"]),
+                name=str(data.get("name", "custom")),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"invalid scene config: {error!r}") from error
         _check(world)
         return world
+
+
+def _attributes(section: Any) -> tuple[Attribute, ...]:
+    """The config's `attributes` mapping {role: {value name: setting}} in config order."""
+    if not isinstance(section, dict):
+        raise ValueError("attributes must map each attribute to {value: setting}")
+    out = []
+    for name, values in section.items():
+        if name not in ATTRIBUTE_ROLES:
+            known = ", ".join(ATTRIBUTE_ROLES)
+            raise ValueError(f"attributes.{name}: unknown attribute; known: {known}")
+        if not isinstance(values, dict) or not values:
+            raise ValueError(f"attributes.{name}: must map value names to settings")
+        settings = tuple(_setting(name, v, values[v]) for v in values)
+        out.append(Attribute(name, tuple(str(v) for v in values), settings))
+    return tuple(out)
+
+
+def _setting(name: str, value: str, setting: Any) -> Any:
+    where = f"attributes.{name}.{value}"
+    if name == "color":
+        if not (isinstance(setting, list | tuple) and len(setting) == 3):
+            raise ValueError(f"{where}: a colour is [r, g, b] in [0, 1]")
+        if not all(0.0 <= float(c) <= 1.0 for c in setting):
+            raise ValueError(f"{where}: colour channels must be in [0, 1], got {setting}")
+        return tuple(float(c) for c in setting)
+    if name == "size":
+        if isinstance(setting, bool) or not isinstance(setting, int | float) or setting <= 0:
+            raise ValueError(f"{where}: a size is a scale factor > 0, got {setting!r}")
+        return float(setting)
+    if not isinstance(setting, dict) or set(setting) - {"albedo", "specular", "shininess"}:
+        raise ValueError(f"{where}: a material is {{albedo, specular, shininess}}")
+    return (
+        ("albedo", float(setting.get("albedo", 1.0))),
+        ("specular", float(setting.get("specular", 0.0))),
+        ("shininess", float(setting.get("shininess", 1.0))),
+    )
+
+
+def _plain(name: str, setting: Any) -> Any:
+    """A parsed setting back to config form."""
+    if name == "material":
+        return dict(setting)
+    return list(setting) if isinstance(setting, tuple) else setting
 
 
 def _tuples(section: dict[str, Any]) -> dict[str, Any]:
@@ -154,15 +255,24 @@ def _check(world: World) -> None:
         raise ValueError(f"likelihood.pixel_sigma must be > 0, got {world.pixel_sigma}")
     if not (world.tone.exposure > 0 and world.tone.gamma > 0):
         raise ValueError(f"tone.exposure and tone.gamma must be > 0, got {world.tone}")
+    if world.frame is not None and not (
+        len(world.frame) == 2 and min(world.frame) > 0 and world.frame[1] <= world.frame[0]
+    ):
+        raise ValueError(
+            f"frame must be [width, height] with 0 < height <= width, got {world.frame}"
+        )
     if world.image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {world.image_size}")
 
 
 def load_world(path: str | Path | None = None) -> World:
-    """Reads a scene config (default: the shipped assets/scene.yaml)."""
+    """Reads a world config file (default: the shipped tabletop world's world.yaml)."""
     path = Path(path) if path is not None else DEFAULT_WORLD_PATH
     with open(path) as file:
-        return World.from_dict(yaml.safe_load(file))
+        data = yaml.safe_load(file)
+    if isinstance(data, dict) and "name" not in data and path.name == "world.yaml":
+        data = {**data, "name": path.parent.name}
+    return World.from_dict(data)
 
 
 def with_max_objects(world: World, max_objects: int) -> World:

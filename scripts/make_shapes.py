@@ -1,7 +1,7 @@
 """Make the shape library's meshes reproducibly with trimesh.
 
-Run from the repository root:  python scripts/make_shapes.py
-It (re)writes assets/shapes/*.obj. Meshes are low-poly on purpose: PyTorch3D's
+Run from the repository root:  python scripts/make_shapes.py [tabletop|clevr]
+It (re)writes assets/worlds/WORLD/shapes/*.obj. Meshes are low-poly on purpose: PyTorch3D's
 CPU rasteriser tests every pixel against every face. Each mesh is centred on its
 bounding box centre, so an object rests on the ground when its centre is at
 height = half its height (the manifest's `height`).
@@ -9,36 +9,59 @@ height = half its height (the manifest's `height`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-SHAPES_DIR = Path(__file__).resolve().parents[1] / "assets" / "shapes"
+WORLDS_DIR = Path(__file__).resolve().parents[1] / "assets" / "worlds"
 SECTIONS = 12  # facets around round shapes: enough to read as round at 64x64
+CLEVR_SECTIONS = 16  # CLEVR's objects are larger on screen (up to ~20 pixels at 96x72)
+CLEVR_RADIUS = 0.7  # CLEVR's meshes have half-extent 1 scaled by r (large: 0.7)
 
 
-def make_meshes() -> dict[str, trimesh.Trimesh]:
-    """Takes nothing to the library's meshes, each centred at its bounding-box centre."""
-    meshes = {
-        "cube": trimesh.creation.box(extents=(0.6, 0.6, 0.6)),
-        "sphere": trimesh.creation.icosphere(subdivisions=1, radius=0.35),
-        # trimesh builds round shapes along z; the world is y-up, so turn them upright.
-        "cylinder": trimesh.creation.cylinder(radius=0.3, height=0.6, sections=SECTIONS),
-        "cone": trimesh.creation.cone(radius=0.3, height=0.6, sections=SECTIONS),
-    }
+def make_meshes(world: str = "tabletop") -> dict[str, trimesh.Trimesh]:
+    """Takes a world's name to its library's meshes, each centred at its bounding-box centre."""
+    meshes = (
+        _clevr()
+        if world == "clevr"
+        else {
+            "cube": trimesh.creation.box(extents=(0.6, 0.6, 0.6)),
+            "sphere": trimesh.creation.icosphere(subdivisions=1, radius=0.35),
+            # trimesh builds round shapes along z; the world is y-up, so turn them upright.
+            "cylinder": trimesh.creation.cylinder(radius=0.3, height=0.6, sections=SECTIONS),
+            "cone": trimesh.creation.cone(radius=0.3, height=0.6, sections=SECTIONS),
+        }
+    )
     z_to_y = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
     for name in ("cylinder", "cone"):
-        meshes[name].apply_transform(z_to_y)
+        if name in meshes:
+            meshes[name].apply_transform(z_to_y)
     for mesh in meshes.values():
         mesh.apply_translation(-mesh.bounds.mean(axis=0))
     return meshes
 
 
+def _clevr() -> dict[str, trimesh.Trimesh]:
+    """CLEVR's three shapes at its large size (size attributes scale them): a sphere and a
+    cylinder of radius r, and a cube of side 2 r / sqrt(2) (CLEVR divides a cube's r by
+    sqrt(2) so that its footprint matches the round shapes')."""
+    r = CLEVR_RADIUS
+    side = 2 * r / np.sqrt(2)
+    return {
+        "cube": trimesh.creation.box(extents=(side, side, side)),
+        "sphere": trimesh.creation.icosphere(subdivisions=2, radius=r),
+        "cylinder": trimesh.creation.cylinder(radius=r, height=2 * r, sections=CLEVR_SECTIONS),
+    }
+
+
 def main() -> None:
-    SHAPES_DIR.mkdir(parents=True, exist_ok=True)
-    for name, mesh in make_meshes().items():
-        path = SHAPES_DIR / f"{name}.obj"
+    world = sys.argv[1] if len(sys.argv) > 1 else "tabletop"
+    shapes_dir = WORLDS_DIR / world / "shapes"
+    shapes_dir.mkdir(parents=True, exist_ok=True)
+    for name, mesh in make_meshes(world).items():
+        path = shapes_dir / f"{name}.obj"
         path.write_text(trimesh.exchange.obj.export_obj(mesh, include_normals=False))
         print(f"{path.name}: {len(mesh.faces)} faces, extents {np.round(mesh.extents, 3)}")
 

@@ -10,19 +10,19 @@ import torch
 
 from air3d.model.train_config import TrainConfig
 from air3d.model.training import train
-from air3d.renderer import load_shape_library, load_world
+from air3d.renderer import open_world
 
 torch.set_num_threads(1)  # tests are tiny; threads only add contention on small CI machines
 
 
 @pytest.fixture(scope="session")
 def world():
-    return load_world()
+    return open_world()[0]
 
 
 @pytest.fixture(scope="session")
 def shapes():
-    return load_shape_library()
+    return open_world()[1]
 
 
 def tiny_train_config(out: Path, **overrides) -> TrainConfig:

@@ -28,7 +28,8 @@ from air3d.evaluation import (
 )
 from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.model import Predictor
-from air3d.renderer import ShapeLibrary, World, load_shape_library
+from air3d.renderer import ShapeLibrary, World
+from air3d.renderer.worlds import kinds_of
 
 # Parts of the world that fix where things appear: a data set made in another geometry
 # cannot be read by a model of this one. The look (light, colours, ground and background
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--ap-thresholds must be > 0 (inf allowed), got {args.ap_thresholds}")
     device = _device(args.device)
     if args.abs:
-        world, shapes = _data_world(args.data), load_shape_library()
+        world = _data_world(args.data)
+        shapes = kinds_of(world)
         predictor = AbsPredictor(world, shapes, _abs_config(args), device)
         batch_size, timing_calls = 1, 0  # one image at a time: every call is a batch-1 call
     else:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from air3d.data import ImageSource, make_dataset
-from air3d.renderer import ShapeLibrary, World, load_shape_library, load_world
+from air3d.renderer import WORLD_HELP, ShapeLibrary, World, open_world
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    parser.add_argument("--world", type=str, default=None, help=WORLD_HELP)
     parser.add_argument(
         "--renderer",
         choices=("pytorch3d", "blender", "mujoco"),
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.look is not None and args.renderer != "mujoco":
         raise ValueError("--look needs --renderer mujoco")
-    world, shapes = load_world(args.world), load_shape_library()
+    world, shapes = open_world(args.world)
     source = _source(args, world, shapes)
     make_dataset(
         args.out,

@@ -13,12 +13,12 @@ from air3d.images import to_pil
 from air3d.model.checkpoint import load_checkpoint
 from air3d.model.predictor import LOOK_AGAIN_FACTOR
 from air3d.renderer import (
+    WORLD_HELP,
     Scene,
     SceneRenderer,
     ShapeLibrary,
     World,
-    load_shape_library,
-    load_world,
+    open_world,
 )
 from air3d.renderer.world import with_max_objects
 
@@ -32,7 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--size", type=int, default=None, help="upscale the PNG to this many pixels"
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    where.add_argument("--world", type=str, default=None, help=WORLD_HELP)
     where.add_argument(
         "--checkpoint",
         type=Path,
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         world = World.from_dict(checkpoint["world"])
         shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
     else:
-        world, shapes = load_world(args.world), load_shape_library()
+        world, shapes = open_world(args.world)
     try:
         data = json.loads(args.scene.read_text())
     except (OSError, json.JSONDecodeError) as error:

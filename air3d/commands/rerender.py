@@ -11,7 +11,7 @@ from pathlib import Path
 
 from air3d.batch import current_shard, process_group, run_rerender
 from air3d.batch.rerender import DEFAULT_BATCH_SIZE
-from air3d.renderer import load_shape_library, load_world
+from air3d.renderer import WORLD_HELP, open_world
 
 MAX_REPORTED = 20  # bad lines listed one by one; beyond this only counted
 
@@ -35,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--root", type=Path, default=None, help="where relative sources are (default: .)"
     )
-    parser.add_argument("--world", type=Path, default=None, help="scene config (default: shipped)")
+    parser.add_argument("--world", type=str, default=None, help=WORLD_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_rerender(
             args.inferences,
             args.out,
-            load_world(args.world),
-            load_shape_library(),
+            *open_world(args.world),
             compare=args.compare,
             batch_size=args.batch_size,
             device=shard.device(args.device),

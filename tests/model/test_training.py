@@ -168,7 +168,7 @@ def test_init_from_starts_from_the_checkpoint_and_refuses_another_world(tmp_path
     train(config)  # no steps: the run's model is the checkpoint's
     start, result = _weights(tiny_checkpoint), _weights(tmp_path / "a" / "model.pt")
     assert all(torch.equal(start[name], result[name]) for name in start)
-    other = Path(__file__).parents[2] / "assets" / "scene.yaml"
+    other = Path(__file__).parents[2] / "assets" / "worlds" / "tabletop" / "world.yaml"
     moved = tmp_path / "scene.yaml"
     moved.write_text(other.read_text().replace("fov_deg: 44.0", "fov_deg: 40.0"))
     with pytest.raises(ValueError, match="trained in another world"):

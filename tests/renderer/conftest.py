@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from air3d.renderer import SceneRenderer, ShapeLibrary, World, load_shape_library, load_world
+from air3d.renderer import SceneRenderer, ShapeLibrary, World, open_world
 
 
 @pytest.fixture(scope="session")
 def world() -> World:
-    return load_world()
+    return open_world()[0]
 
 
 @pytest.fixture(scope="session")
 def shapes() -> ShapeLibrary:
-    return load_shape_library()
+    return open_world()[1]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ How the world's parameters become Blender's:
 - Light, in a world with `lamps` (CLEVR): those lamps (area lamps aimed at the look-at, a
   sun), no light from the sky, and a floor of Blender's default material reaching the
   camera's far plane, objects shaded smooth across edges under 30 degrees (our meshes
-  approximate curved surfaces). In a world without lamps: our renderer shades
+  approximate curved surfaces) and their sharp edges slightly rounded, as CLEVR's cubes and
+  cylinders are (the rims catch the light). In a world without lamps: our renderer shades
   `colour * (ambient + diffuse * max(0, n . l))`. Here the ambient term is a uniform
   world light of that intensity (a diffuse surface open to the whole sky reflects
   `colour * ambient`; shadowed or enclosed ones get less) and the diffuse term a sun from
@@ -63,6 +64,7 @@ from air3d.renderer.world import CameraConfig, LampConfig, World
 
 INSTALL_HINT = "Blender rendering needs the bpy package: pip install air3d[blender]"
 SMOOTH_ANGLE_DEG = 30.0  # lit by lamps: faces meeting at less than this are shaded smooth
+BEVEL = 0.05  # lit by lamps: sharp edges rounded by this share of the object's height
 SRGB_GAMMA = 1.6  # a tone gamma at least this is written through the sRGB view transform
 
 
@@ -333,10 +335,12 @@ class BlenderRenderer:
             bpy.data.objects.remove(obj, do_unlink=True)
         self._objects = []
         for i, item in enumerate(scene.objects):
-            mesh = self._meshes[self.shapes.index(item.shape, dict(item.attributes))]
-            obj = bpy.data.objects.new(f"object-{i}", mesh)
+            kind = self.shapes.index(item.shape, dict(item.attributes))
+            obj = bpy.data.objects.new(f"object-{i}", self._meshes[kind])
             obj.location = blender_coords(item.position)
             obj.rotation_euler = (0.0, 0.0, math.radians(item.yaw_deg))
+            if self.world.lamps:
+                _bevel(obj, BEVEL * self.shapes.specs[kind].height)
             bpy.context.scene.collection.objects.link(obj)
             self._objects.append(obj)
 
@@ -353,6 +357,13 @@ def _quiet() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _bevel(obj, width: float) -> None:
+    """Rounds the object's edges sharper than SMOOTH_ANGLE_DEG by `width` (world units)."""
+    bevel = obj.modifiers.new("bevel", "BEVEL")
+    bevel.width, bevel.segments = width, 4
+    bevel.limit_method, bevel.angle_limit = "ANGLE", math.radians(SMOOTH_ANGLE_DEG)
 
 
 def _aim_camera(camera, config: CameraConfig) -> None:

@@ -37,7 +37,8 @@ How the world's parameters become Blender's:
   each axis; `camera(scene)` says where the camera was, drawn from the scene and the seed.
 
 `bpy` is imported when a BlenderRenderer is made (install it with `pip install
-air3d[blender]`). Blender is one global state per process: use one BlenderRenderer at a time.
+air3d[blender]`). Blender is one global state per process: a BlenderRenderer builds its
+stage again when another one has rendered since (about half a second).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class BlenderRenderer:
     its square image_size): an ImageSource for make-data."""
 
     name = "blender"
+    _on_stage: BlenderRenderer | None = None  # whose scene Blender's global state holds
 
     def __init__(self, world: World, shapes: ShapeLibrary, config: BlenderConfig | None = None):
         self.config = config or BlenderConfig()
@@ -123,6 +125,8 @@ class BlenderRenderer:
     def render_one(self, scene: Scene, mask: bool = False) -> torch.Tensor:
         """One image (3, H, W); with mask=True instead the objects' coverage (1, H, W) in
         [0, 1]: the alpha of a render in which the ground and sky are hidden."""
+        if BlenderRenderer._on_stage is not self:  # another renderer replaced our stage
+            self._build_stage()
         self._place_objects(scene)
         self._place_camera_and_lamps(scene)
         bpy = self.bpy
@@ -165,6 +169,7 @@ class BlenderRenderer:
     def _build_stage(self) -> None:
         bpy, world, config = self.bpy, self.world, self.config
         bpy.ops.wm.read_factory_settings(use_empty=True)
+        BlenderRenderer._on_stage = self
         scene = bpy.context.scene
         render = scene.render
         render.engine = "CYCLES"

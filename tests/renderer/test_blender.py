@@ -209,3 +209,13 @@ def test_the_clevr_silhouette_overlaps_ours(clevr) -> None:
     their_mask = torch.nn.functional.avg_pool2d(blender.mask(scene), 2)[0] > 0.5
     iou = (our_mask & their_mask).sum() / (our_mask | their_mask).sum()
     assert our_mask.sum() >= 10 and iou > IOU_BOUND, f"IoU {iou:.2f}"
+
+
+def test_two_renderers_take_turns(clevr) -> None:
+    # Blender is one global state: each renderer rebuilds its stage when the other rendered
+    world, shapes, blender = clevr
+    scene = Scene((_sphere("rubber"),))
+    first = blender.render_one(scene)
+    other = BlenderRenderer(world, shapes, BlenderConfig(samples=16, seed=1))
+    assert other.render_one(scene).shape == first.shape
+    assert torch.equal(blender.render_one(scene), first)  # same seed, same image again

@@ -135,8 +135,10 @@ class Trainer:
         checkpoint = load_checkpoint(self.config.init_from, "cpu")
         # Compared as read back (World.from_dict): older checkpoints lack keys that today's
         # configs hold with their defaults (e.g. `tone`).
+        # What only Blender reads (lamps, physically based surfaces) does not count.
         theirs = replace(World.from_dict(checkpoint["world"]), name=self.world.name)
-        if theirs.to_dict() != self.world.to_dict():  # the folder's name may differ
+        mine = self.world.model_facing().to_dict()
+        if theirs.model_facing().to_dict() != mine:  # the folder's name may differ
             raise ValueError(
                 f"init_from {self.config.init_from} was trained in another world than this "
                 "run's (compare its scene config with the run's `world`)"

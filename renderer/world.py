@@ -168,6 +168,16 @@ class World:
         }
         return data
 
+    def model_facing(self) -> World:
+        """The world without what only physically based renderers read (lamps; materials'
+        metallic, roughness, sheen): all that our renderer and the model depend on, e.g. to
+        tell whether a checkpoint was trained in this world."""
+        attributes = tuple(
+            replace(a, settings=tuple(_ours(a.name, x) for x in a.settings))
+            for a in self.attributes
+        )
+        return replace(self, lamps=(), attributes=attributes)
+
     def attribute(self, name: str) -> Attribute | None:
         return next((a for a in self.attributes if a.name == name), None)
 
@@ -272,6 +282,13 @@ def _setting(name: str, value: str, setting: Any) -> Any:
         # only those given, so worlds without them keep their plain form (to_dict)
         *((key, float(setting[key])) for key in PBR_KEYS if key in setting),
     )
+
+
+def _ours(name: str, setting: Any) -> Any:
+    """A setting without the keys only physically based renderers read."""
+    if name != "material":
+        return setting
+    return tuple((key, value) for key, value in setting if key not in PBR_KEYS)
 
 
 def _plain(name: str, setting: Any) -> Any:

@@ -142,3 +142,23 @@ def test_a_material_out_of_range_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"attributes\.material\.metal\.metallic: must be in"):
         World.from_dict(_broken(metal))
+
+
+def test_model_facing_drops_what_only_blender_reads() -> None:
+    # a checkpoint trained before the clevr world had lamps is of the same world
+    from air3d.renderer import open_world
+
+    world = open_world("clevr")[0]
+    plain = world.model_facing()
+    assert plain.lamps == () and plain.camera == world.camera
+    assert set(dict(plain.attribute("material").setting("metal"))) == {
+        "albedo",
+        "specular",
+        "shininess",
+    }
+    data = world.to_dict()
+    del data["lamps"]
+    for setting in data["attributes"]["material"].values():
+        for key in ("metallic", "roughness", "sheen"):
+            setting.pop(key, None)
+    assert World.from_dict(data).model_facing() == plain

@@ -134,6 +134,8 @@ def test_a_clevr_render_has_the_frame_size_and_the_object_where_the_truth_says(c
     assert image[2, row, col] > image[0, row, col] + 0.2
     assert (image[:, row, col] - empty[:, row, col]).abs().max() > 0.2
     assert empty.amin() > 0.1
+    # tone gamma 2.2: sRGB PNGs as CLEVR's
+    assert blender.bpy.context.scene.view_settings.view_transform == "Standard"
 
 
 def test_metal_mirrors_and_rubber_does_not(clevr) -> None:
@@ -175,7 +177,8 @@ def test_jitter_moves_the_camera_per_scene_and_reproducibly(clevr) -> None:
 def test_make_data_clevr_with_blender(tmp_path: Path, clevr_folder) -> None:
     out = tmp_path / "data"
     argv = ["make-data", "--world", str(clevr_folder), "--n", "2", "--seed", "1", "--out", str(out)]
-    assert main([*argv, "--renderer", "blender", "--samples", "4", "--camera-jitter", "0.5"]) == 0
+    jitter = ["--camera-jitter", "0.5", "--lamp-jitter", "1.0"]
+    assert main([*argv, "--renderer", "blender", "--samples", "4", *jitter]) == 0
     assert Image.open(out / "images" / "000001.png").size == (64, 48)
     clevr = json.loads((out / "clevr_scenes.json").read_text())
     lines = [json.loads(line) for line in (out / "scenes.jsonl").read_text().splitlines()]

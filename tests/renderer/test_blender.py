@@ -23,7 +23,7 @@ from air3d.renderer.worlds import WORLDS_DIR
 
 pytest.importorskip("bpy", reason="the optional extra: pip install air3d[blender]")
 
-from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # noqa: E402
+from air3d.renderer.blender import BlenderConfig, BlenderRenderer, blender_coords  # noqa: E402
 
 # Cycles' silhouette (anti-aliased, alpha > 1/2) against our crisp one: measured 0.95
 IOU_BOUND = 0.85
@@ -172,6 +172,10 @@ def test_jitter_moves_the_camera_per_scene_and_reproducibly(clevr) -> None:
     offset = np.subtract(moved.camera(a).position, world.camera.position)
     assert 0 < np.abs(offset).max() <= 0.5
     assert moved.camera(a) == moved.camera(a) and moved.camera(a) != moved.camera(b)
+    lit = BlenderRenderer(world, shapes, BlenderConfig(samples=1, lamp_jitter=1.0))
+    lit.render_one(a)
+    key = np.asarray(lit._lamps[0].location) - blender_coords(world.lamps[0].position)
+    assert 0 < np.abs(key).max() <= 1.0 and lit.camera(a) == world.camera
 
 
 def test_make_data_clevr_with_blender(tmp_path: Path, clevr_folder) -> None:

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
-from air3d.images import read_image, to_pil
+from air3d.images import Canvas, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.prior import sample_scenes
 from air3d.renderer.world import with_max_objects
@@ -151,5 +151,6 @@ def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Datase
     if not paths:
         images = torch.zeros(0, 3, world.image_size, world.image_size)
     else:
-        images = torch.stack([read_image(p, world.image_size) for p in paths])
+        canvas = Canvas.of(world)
+        images = torch.stack([read_image(p, canvas) for p in paths])
     return Dataset(images, scenes, paths)

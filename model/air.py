@@ -32,8 +32,6 @@ softplus = nn.functional.softplus
 
 Mode = Literal["sample", "mean"]
 
-GLIMPSE_HEIGHT = 0.3  # glimpses look this high above the ground: about the library's centre
-
 
 @dataclass
 class StepState:
@@ -206,7 +204,9 @@ class AIR(nn.Module):
         that give -ndc and w), so a step projects with one matmul."""
         columns = self.camera[:, [0, 1, 3]] * self.camera.new_tensor([-1.0, -1.0, 1.0])
         xz_rows = columns[[0, 2]]  # (2, 3)
-        offset = GLIMPSE_HEIGHT * columns[1] + columns[3] + self.latents.centre @ xz_rows
+        offset = (
+            self.config.glimpse_height * columns[1] + columns[3] + self.latents.centre @ xz_rows
+        )
         return self.latents.half_width[:, None] * xz_rows, offset
 
     def _glimpse(self, inputs: StepInputs, u: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ class ModelConfig:
     glimpse_channels: tuple[int, ...] = (32, 64, 64)  # convs over the glimpse
     glimpse_dim: int = 128  # glimpse code
     min_scale: float = 0.01  # floor of q's standard deviations (unconstrained units)
+    glimpse_height: float = 0.3  # glimpses centre on the point this high above the ground:
+    #                              about half an object's height in the model's world
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from air3d.model.train_config import load_train_config
 from air3d.model.training import train
+from air3d.renderer import WORLD_HELP
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train the inference network")
     parser.add_argument("--config", type=Path, default=None, help="training config YAML")
+    parser.add_argument("--world", default=None, help=WORLD_HELP + "; overrides the config's")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. sleep_steps=10")
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists"
@@ -25,7 +27,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_train_config(args.config, args.overrides)
+    overrides = [*args.overrides, *([f"world={args.world}"] if args.world else [])]
+    config = load_train_config(args.config, overrides)
     metrics = train(config, resume=args.resume)
     print(json.dumps({"out": config.out, **metrics}, indent=2))
     return 0

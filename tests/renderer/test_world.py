@@ -1,4 +1,4 @@
-"""The world (scene config, assets/worlds/tabletop/world.yaml): loading, plain-data round trip, bad configs."""
+"""The world config (assets/worlds/NAME/world.yaml): loading, round trip, bad configs."""
 
 from __future__ import annotations
 

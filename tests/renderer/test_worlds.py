@@ -1,0 +1,145 @@
+"""Worlds as data: finding a world by name or path, its attributes and kinds, CLEVR's
+placement rules, materials and the letterboxed frame."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from air3d.renderer import Scene, SceneBatch, SceneRenderer, World, open_world
+from air3d.renderer.prior import sample_scenes
+from air3d.renderer.shapes import footprint_radius
+from air3d.renderer.worlds import WORLDS_DIR, shipped_worlds
+
+
+@pytest.fixture(scope="module")
+def clevr():
+    return open_world("clevr")
+
+
+def test_shipped_worlds_open_by_name_folder_and_file(tmp_path: Path) -> None:
+    assert {"tabletop", "clevr"} <= set(shipped_worlds())
+    by_name = open_world("clevr")
+    by_folder = open_world(WORLDS_DIR / "clevr")
+    copy = tmp_path / "mine"
+    shutil.copytree(WORLDS_DIR / "clevr", copy)
+    by_file = open_world(copy / "world.yaml")
+    assert by_name[0] == by_folder[0]
+    assert by_file[0].name == "mine" and by_file[0].camera == by_name[0].camera
+    assert by_file[1].labels == by_name[1].labels
+    with pytest.raises(ValueError, match="no such world.*shipped: .*clevr"):
+        open_world("atlantis")
+
+
+def test_clevr_kinds_are_every_shape_with_every_attribute_value(clevr) -> None:
+    world, kinds = clevr
+    assert kinds.names == ("cube", "sphere", "cylinder")
+    assert [name for name, _ in kinds.factors] == ["shape", "color", "size", "material"]
+    assert len(kinds) == 3 * 8 * 2 * 2
+    index = kinds.factor_index()
+    assert len({tuple(row) for row in index}) == len(kinds)  # each combination once
+    metal = kinds.spec("sphere", {"color": "red", "size": "small", "material": "metal"})
+    rubber = kinds.spec("sphere", {"color": "red", "size": "large", "material": "rubber"})
+    assert metal.height == pytest.approx(rubber.height / 2)  # small is half the large
+    red = world.attribute("color").setting("red")
+    assert rubber.color == pytest.approx(red)
+    assert metal.color == pytest.approx(tuple(0.6 * c for c in red))  # metal's albedo
+    assert metal.specular > 0 and rubber.specular == 0
+    assert metal.label == "red small metal sphere"
+    with pytest.raises(ValueError, match="color: unknown color 'pink'; known: gray, red"):
+        kinds.index("cube", {"color": "pink", "size": "large", "material": "metal"})
+
+
+def test_a_world_without_attributes_has_one_kind_per_shape(shapes) -> None:
+    assert shapes.labels == shapes.names
+    assert shapes.factor_index()[:, 0].tolist() == list(range(len(shapes)))
+
+
+def test_world_with_attributes_and_frame_round_trips_through_yaml(clevr) -> None:
+    world = clevr[0]
+    assert world.frame == (320, 240) and world.frame_rows == (12, 84)
+    assert (
+        World.from_dict(yaml.safe_load(yaml.safe_dump(world.to_dict(), sort_keys=False))) == world
+    )
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"texture": {"wood": 1}}, "attributes.texture: unknown attribute"),
+        ({"color": {"red": [2, 0, 0]}}, "colour channels must be in"),
+        ({"size": {"big": -1}}, "a size is a scale factor > 0"),
+        ({"material": {"glass": {"ior": 1.5}}}, "a material is"),
+    ],
+)
+def test_bad_attributes_are_refused_by_name(clevr, attributes, message) -> None:
+    data = clevr[0].to_dict()
+    data["attributes"] = attributes
+    with pytest.raises(ValueError, match=message):
+        World.from_dict(data)
+
+
+def test_scene_json_carries_and_checks_attributes(clevr) -> None:
+    world, kinds = clevr
+    item = {"shape": "cube", "color": "blue", "size": "small", "material": "rubber"}
+    scene = Scene.from_json({"objects": [{**item, "position": [0, 0, 1], "yaw_deg": 10}]},
+                            world, kinds)  # fmt: skip
+    assert scene.objects[0].to_json()["color"] == "blue"
+    back = SceneBatch.from_scenes([scene], kinds).to_scenes(kinds)[0]
+    assert back.objects[0].attributes == scene.objects[0].attributes
+    assert back.objects[0].position[1] == pytest.approx(kinds.spec("cube", item).height / 2)
+    missing = {"shape": "cube", "size": "small", "material": "rubber", "position": [0, 0, 0]}
+    with pytest.raises(ValueError, match=r"objects\[0\]\.color: missing; known: gray"):
+        Scene.from_json({"objects": [{**missing, "yaw_deg": 0}]}, world, kinds)
+
+
+def test_clevr_prior_keeps_its_placement_rules(clevr) -> None:
+    world, kinds = clevr
+    scenes = sample_scenes(world, kinds, 60, seed=3)
+    counts = [len(s.objects) for s in scenes]
+    assert min(counts) >= 3 and max(counts) <= 10 and len(set(counts)) > 4
+    axes = _ground_axes(world)
+    for scene in scenes:
+        for a, b in itertools.combinations(scene.objects, 2):
+            ra, rb = (footprint_radius(kinds.meshes[kinds.index(o.shape, dict(o.attributes))])
+                      for o in (a, b))  # fmt: skip
+            offset = np.array([a.position[0] - b.position[0], a.position[2] - b.position[2]])
+            assert np.linalg.norm(offset) >= ra + rb + world.prior.min_gap - 1e-9
+            assert np.abs(axes @ offset).min() >= world.prior.direction_margin - 1e-9
+        for obj in scene.objects:
+            assert {name for name, _ in obj.attributes} == {"color", "size", "material"}
+
+
+def _ground_axes(world: World) -> np.ndarray:
+    forward = np.array(world.camera.look_at) - np.array(world.camera.position)
+    forward = forward[[0, 2]] / np.linalg.norm(forward[[0, 2]])
+    return np.stack([[-forward[1], forward[0]], forward])
+
+
+def test_clevr_renders_letterboxed_with_metal_highlights(clevr) -> None:
+    world, kinds = clevr
+    renderer = SceneRenderer(world, kinds)
+
+    def sphere(material: str) -> Scene:
+        item = {"shape": "sphere", "color": "blue", "size": "large", "material": material}
+        return Scene.from_json({"objects": [{**item, "position": [0, 0, 0], "yaw_deg": 0}]},
+                               world, kinds)  # fmt: skip
+
+    with torch.no_grad():
+        rubber, metal = renderer.render_scenes([sphere("rubber"), sphere("metal")])
+    first, last = world.frame_rows
+    band = renderer.appearance.tone(renderer.appearance.background()[:, None, None])
+    for image in (rubber, metal):
+        assert torch.allclose(image[:, :first], band.expand(3, first, world.image_size))
+        assert torch.allclose(image[:, last:], band.expand(3, world.image_size - last, 96))
+    differs = (rubber - metal).abs().sum(0) > 0.05
+    assert differs.sum() > 20  # the sphere's pixels differ
+    assert metal.max() > rubber[:, differs].max()  # the highlight is brighter than matte
+    assert math.isclose(float(rubber[:, :first].mean()), float(metal[:, :first].mean()))

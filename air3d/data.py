@@ -1,7 +1,9 @@
 """Synthetic data sets: scenes drawn from the prior, rendered, with ground truth.
 
 Layout of a data set directory:
-    images/000000.png ...      the rendered scenes
+    images/000000.png ...      the rendered scenes; in a world with a frame (CLEVR's 320 x
+                               240) only the frame's rows of the canvas, as a real image
+                               of that world would be: loading letterboxes them back
     scenes.jsonl               one line per image: {"image": "images/000000.png", "objects": [...]}
     clevr_scenes.json          the same scenes in CLEVR's format (air3d/clevr_format.py), with
                                image_filename relative to the directory
@@ -74,13 +76,14 @@ def make_dataset(
     scenes = sample_scenes(world, shapes, n, seed, count)
     source = source or CrispRenderer(world, shapes, device)
     lines, clevr = [], []
+    first, last = world.frame_rows
     with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             chunk = scenes[start : start + batch_size]
             images = source.render(chunk)
             for offset, (scene, image) in enumerate(zip(chunk, images, strict=True)):
                 name = f"images/{start + offset:06d}.png"
-                to_pil(image).save(out / name)
+                to_pil(image[:, first:last]).save(out / name)
                 lines.append(json.dumps({"image": name, **scene.to_json()}))
                 clevr.append(scene_to_clevr(scene, name, start + offset, world))
             bar.update(len(chunk))

@@ -77,7 +77,7 @@ def tiny_clevr_world(tmp_path_factory) -> Path:
     config = yaml.safe_load((folder / "world.yaml").read_text())
     config.update(image_size=32, max_objects=3)
     config["prior"]["count_probs"] = [0.1, 0.3, 0.3, 0.3]
-    (folder / "world.yaml").write_text(yaml.safe_dump(config))
+    (folder / "world.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
 
 

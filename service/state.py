@@ -57,7 +57,13 @@ class ServiceState:
 
     def model_json(self) -> dict:
         p = self.predictor
-        return {"name": p.name, "checkpoint_hash": p.checkpoint_hash, "image_size": p.image_size}
+        return {
+            "name": p.name,
+            "checkpoint_hash": p.checkpoint_hash,
+            "image_size": p.image_size,
+            "world": p.world.name,
+            "frame_rows": list(p.world.frame_rows),
+        }
 
     def inference_json(self, inference: Inference) -> dict:
         """The Inference's JSON plus `pixel`, where each object's centre appears in the image."""

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
 from air3d.images import Canvas, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.prior import sample_scenes
+from air3d.renderer.visibility import sample_visible_scenes
 from air3d.renderer.world import with_max_objects
 
 SCENES_FILE = "scenes.jsonl"
@@ -73,8 +73,11 @@ def make_dataset(
     `source` (default: our renderer, crisp)."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    scenes = sample_scenes(world, shapes, n, seed, count)
-    source = source or CrispRenderer(world, shapes, device)
+    # Our crisp renderer decides which scenes hide an object (the world's min_visible),
+    # whatever renderer then draws them.
+    crisp = CrispRenderer(world, shapes, device)
+    scenes = sample_visible_scenes(crisp.renderer, n, seed, count)
+    source = source or crisp
     lines, clevr = [], []
     first, last = world.frame_rows
     with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:

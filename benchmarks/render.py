@@ -1,6 +1,7 @@
 """Renderer throughput: scenes per second, batched against a loop of single-scene renders.
 
     .venv/bin/python benchmarks/render.py [--device cpu|cuda] [--repeats 3] [--threads 1]
+        [--world tabletop|clevr|PATH] [--objects 1,3] [--batches 1,16,64]
 
 For each mode (crisp, soft), pass (forward; forward + backward of the mean pixel into the
 scene's xz and yaw), object count (1, 3) and batch size (1, 16, 64) it times the batched
@@ -35,6 +36,7 @@ from pytorch3d.structures import Meshes
 from air3d.model.config import ModelConfig
 from air3d.model.training import TrainConfig, Trainee
 from air3d.renderer import (
+    WORLD_HELP,
     Scene,
     SceneBatch,
     SceneRenderer,
@@ -61,9 +63,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _scenes(shapes: ShapeLibrary, objects: int | None, n: int, seed: int = 0) -> list[Scene]:
+def _scenes(
+    world: World, shapes: ShapeLibrary, objects: int | None, n: int, seed: int = 0
+) -> list[Scene]:
     """n scenes from the prior with exactly `objects` objects (None: the prior's count)."""
-    world, rng = open_world()[0], np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
     return [sample_scene(world, shapes, rng, count=objects) for _ in range(n)]
 
 
@@ -146,7 +150,7 @@ def measure(
     for mode in ("crisp", "soft"):
         for backward in (False, True):
             for objects in objects_list:
-                scenes = _scenes(shapes, objects, max(batches))
+                scenes = _scenes(renderer.world, shapes, objects, max(batches))
                 singles = [SceneBatch.from_scenes([s], shapes).to(device) for s in scenes]
                 loop_n = min(8, len(singles))  # a loop's rate does not depend on its length
 
@@ -181,7 +185,9 @@ def profile(
     size: int = 64, objects: int = 3,
 ) -> str:  # fmt: skip
     """Median seconds of each stage of one batched render, per mode, as a Markdown table."""
-    batch = SceneBatch.from_scenes(_scenes(shapes, objects, size), shapes).to(device)
+    batch = SceneBatch.from_scenes(_scenes(renderer.world, shapes, objects, size), shapes).to(
+        device
+    )
     lines = [
         f"| mode (batch {size}, {objects} objects) | meshes + projection (Python) "
         "| PyTorch3D rasteriser (faces per pixel) | fragments + shade + blend + composite "
@@ -220,7 +226,7 @@ def training(
     optimizer = torch.optim.Adam(trainee.parameters(), lr=config.elbo_lr)
     rows = []
     for stage, size in (("sleep", config.batch_size), ("elbo", config.elbo_batch_size)):
-        batch = SceneBatch.from_scenes(_scenes(shapes, None, size), shapes).to(device)
+        batch = SceneBatch.from_scenes(_scenes(world, shapes, None, size), shapes).to(device)
         with torch.no_grad():
             images = renderer(batch)
 
@@ -264,10 +270,11 @@ def main() -> None:
     parser.add_argument("--objects", default="1,3")
     parser.add_argument("--profile", action="store_true", help="also time each render stage")
     parser.add_argument("--training", action="store_true", help="also time training steps")
+    parser.add_argument("--world", default=None, help=WORLD_HELP)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    world, shapes = open_world()
+    world, shapes = open_world(args.world)
     renderer = SceneRenderer(world, shapes, device)
     batches = [int(b) for b in args.batches.split(",")]
     objects_list = [int(k) for k in args.objects.split(",")]
@@ -278,7 +285,8 @@ def main() -> None:
     train_rows = training(world, shapes, renderer, device, args.repeats) if args.training else []
     load_after = os.getloadavg()
     print()
-    print(f"device: {device}; {machine(device)}; {world.image_size}x{world.image_size}")
+    size = f"{world.name} world, {world.image_size}x{world.image_size}"
+    print(f"device: {device}; {machine(device)}; {size}")
     print(
         f"load average (1 min) before/after: {load_before[0]:.1f}/{load_after[0]:.1f}; "
         f"median of {args.repeats} runs; took {time.perf_counter() - started:.0f} s"

@@ -16,7 +16,7 @@ import torch
 
 from air3d.model.augment import AugmentConfig, random_light
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.prior import sample_scenes
+from air3d.renderer.visibility import sample_visible_scenes
 
 
 @dataclass
@@ -66,7 +66,7 @@ class ScenePool:
         renderer: SceneRenderer,
         looks: AugmentConfig | None = None,
     ) -> ScenePool:
-        scenes = sample_scenes(world, shapes, n, seed)
+        scenes = sample_visible_scenes(renderer, n, seed)  # sample_scenes' unless min_visible
         lit = looks is not None and looks.light_probability > 0
         chunk = looks.light_chunk if lit else 256
         generator = torch.Generator().manual_seed(seed + 104_729)

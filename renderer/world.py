@@ -82,6 +82,9 @@ class PriorConfig:
     # CLEVR's second rule: any two objects differ by at least this much along both of the
     # camera's ground-plane axes (left-right and front-behind), so relations are clear.
     direction_margin: float = 0.0
+    # Every object covers at least this share of the frame's pixels in a crisp render
+    # (scenes are drawn again until it does: renderer/visibility.py). CLEVR: 200 of 320x240.
+    min_visible: float = 0.0
 
 
 # The roles an attribute can play in rendering, and what its values are:

@@ -16,6 +16,7 @@ import yaml
 from air3d.renderer import Scene, SceneBatch, SceneRenderer, World, open_world
 from air3d.renderer.prior import sample_scenes
 from air3d.renderer.shapes import footprint_radius
+from air3d.renderer.visibility import sample_visible_scenes, visible_pixels
 from air3d.renderer.worlds import WORLDS_DIR, shipped_worlds
 
 
@@ -143,3 +144,24 @@ def test_clevr_renders_letterboxed_with_metal_highlights(clevr) -> None:
     assert differs.sum() > 20  # the sphere's pixels differ
     assert metal.max() > rubber[:, differs].max()  # the highlight is brighter than matte
     assert math.isclose(float(rubber[:, :first].mean()), float(metal[:, :first].mean()))
+
+
+def test_visible_scenes_show_every_object(clevr) -> None:
+    world, kinds = clevr
+    renderer = SceneRenderer(world, kinds)
+    plain = sample_scenes(world, kinds, 40, seed=5)
+    batch = SceneBatch.from_scenes(plain, kinds)
+    shown = visible_pixels(renderer, batch)
+    assert bool((shown[~batch.present] == 0).all())
+    first, last = world.frame_rows
+    needed = world.prior.min_visible * (last - first) * world.image_size
+    assert bool(((shown < needed) & batch.present).any())  # the plain prior hides some
+    visible = sample_visible_scenes(renderer, 40, seed=5)
+    batch = SceneBatch.from_scenes(visible, kinds)
+    assert not bool(((visible_pixels(renderer, batch) < needed) & batch.present).any())
+    # One object alone in the frame shows all of its pixels.
+    one = SceneBatch.from_scenes([Scene(plain[0].objects[:1])], kinds)
+    drawn = renderer(one)[0]
+    background = renderer(SceneBatch.from_scenes([Scene()], kinds))[0]
+    covered = int(((drawn - background).abs().sum(0) > 1e-4)[first:last].sum())
+    assert abs(int(visible_pixels(renderer, one)[0, 0]) - covered) <= covered * 0.3

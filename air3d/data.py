@@ -79,14 +79,13 @@ def make_dataset(
     scenes = sample_visible_scenes(crisp.renderer, n, seed, count)
     source = source or crisp
     lines, clevr = [], []
-    first, last = world.frame_rows
     with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             chunk = scenes[start : start + batch_size]
             images = source.render(chunk)
             for offset, (scene, image) in enumerate(zip(chunk, images, strict=True)):
                 name = f"images/{start + offset:06d}.png"
-                to_pil(image[:, first:last]).save(out / name)
+                to_pil(stored_image(image, world)).save(out / name)
                 lines.append(json.dumps({"image": name, **scene.to_json()}))
                 clevr.append(scene_to_clevr(scene, name, start + offset, world))
             bar.update(len(chunk))
@@ -102,6 +101,17 @@ def make_dataset(
         "shapes": list(shapes.names),
     }
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2))
+
+
+def stored_image(image: torch.Tensor, world: World) -> torch.Tensor:
+    """What a data set stores of a drawn image (3, H, W): in a world with a frame, a canvas
+    (S x S) is cut to the frame's rows, as a real image of that world would be; an image a
+    source drew at the frame's own shape (e.g. Blender at 320 x 240) is kept as it is."""
+    size = world.image_size
+    if world.frame is None or tuple(image.shape[-2:]) != (size, size):
+        return image
+    first, last = world.frame_rows
+    return image[:, first:last]
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -5,8 +5,10 @@ One file per set: {"info": {...}, "scenes": [scene, ...]}, each scene
 and each object
     {"shape": "cube", "color": ..., "size": ..., "material": ...,
      "3d_coords": [X, Y, Z], "rotation": degrees, "pixel_coords": [column, row, depth]}.
-Attributes our world lacks (today: color, size, material; a tabletop shape's colour is part
-of the shape) are omitted, not invented. CLEVR's "directions" and "relationships" (derived
+The attributes are the world's (`World.attributes`): the clevr world writes and reads
+"color", "size" and "material" with CLEVR's value names; attributes a world lacks (the
+tabletop world has none: a shape's colour is part of the shape) are omitted when writing,
+not invented, and ignored when reading. CLEVR's "directions" and "relationships" (derived
 from the camera) are not written; readers here do not need them.
 
 Coordinates. CLEVR is z-up with the ground at Z = 0; ours is y-up with the ground at y = 0
@@ -16,6 +18,8 @@ It is a proper rotation (no mirror), so a right-handed turn about our +y is a ri
 turn about CLEVR's +Z: `rotation` (CLEVR's theta, counter-clockwise seen from above) equals
 our `yaw_deg`. `pixel_coords` are integer column and row of the centre's projection in the
 world's image (top-left origin, as CLEVR) and its depth along the camera's viewing axis.
+The image is the world's frame where it has one (CLEVR's 320 x 240, which the model's
+square canvas holds letterboxed: air3d/images.py), else the square canvas.
 """
 
 from __future__ import annotations
@@ -50,11 +54,14 @@ def from_clevr_coords(coords: Sequence[float]) -> Vec3:
 
 def pixel_coords(positions: Sequence[Vec3], world: World) -> list[list[float]]:
     """[column, row, depth] of each point as CLEVR writes them: integer pixel of the
-    projection (top-left origin) and distance along the camera's viewing axis."""
+    projection (top-left origin) in the world's frame (the canvas without one) and distance
+    along the camera's viewing axis."""
     if not positions:
         return []
     points = torch.tensor(positions, dtype=torch.float32)
-    pixels = to_pixels(project(points, projection_matrix(world)), world.image_size)
+    pixels = frame_pixels(
+        to_pixels(project(points, projection_matrix(world)), world.image_size), world
+    )
     eye = torch.tensor(world.camera.position)
     axis = torch.tensor(world.camera.look_at) - eye
     depth = (points - eye) @ (axis / axis.norm())
@@ -62,6 +69,19 @@ def pixel_coords(positions: Sequence[Vec3], world: World) -> list[list[float]]:
         [math.floor(col), math.floor(row), d]
         for (col, row), d in zip(pixels.tolist(), depth.tolist(), strict=True)
     ]
+
+
+def frame_pixels(canvas: torch.Tensor, world: World) -> torch.Tensor:
+    """(column, row) pixels (..., 2) of the square canvas to pixels of the world's frame:
+    the canvas's width spans the frame's width, its rows [first, last) the frame's height.
+    Unchanged in a world without a frame."""
+    if world.frame is None:
+        return canvas
+    width, height = world.frame
+    first, last = world.frame_rows
+    column = canvas[..., 0] * width / world.image_size
+    row = (canvas[..., 1] - first) * height / (last - first)
+    return torch.stack([column, row], dim=-1)
 
 
 def scene_to_clevr(
@@ -77,6 +97,7 @@ def scene_to_clevr(
     objects = [
         {
             "shape": obj.shape,
+            **dict(obj.attributes),  # the world's, in its order: color, size, material
             "3d_coords": to_clevr_coords(obj.position),
             "rotation": obj.yaw_deg,
             "pixel_coords": pixel,
@@ -98,8 +119,8 @@ def clevr_document(scenes: Sequence[dict[str, Any]], **info: Any) -> dict[str, A
 
 
 def scene_from_clevr(record: Any, world: World, shapes: ShapeLibrary, where: str) -> Scene:
-    """Our Scene of one CLEVR scene record (attributes our world lacks are ignored);
-    ValueError naming the field otherwise."""
+    """Our Scene of one CLEVR scene record: the world's attributes are read (and must be
+    values it knows), the others ignored; ValueError naming the field otherwise."""
     if not isinstance(record, dict) or not isinstance(record.get("objects"), list):
         raise ValueError(f'{where}: a CLEVR scene needs a list "objects"')
     objects = []
@@ -111,6 +132,7 @@ def scene_from_clevr(record: Any, world: World, shapes: ShapeLibrary, where: str
             raise ValueError(f"{where}.objects[{i}].3d_coords: must be [X, Y, Z]")
         objects.append(
             {
+                **{name: obj.get(name) for name, _ in shapes.factors[1:]},
                 "shape": obj["shape"],
                 "position": list(from_clevr_coords(coords)),
                 "yaw_deg": obj.get("rotation", 0.0),

@@ -1,7 +1,9 @@
 """Synthetic data sets: scenes drawn from the prior, rendered, with ground truth.
 
 Layout of a data set directory:
-    images/000000.png ...      the rendered scenes
+    images/000000.png ...      the rendered scenes; in a world with a frame (CLEVR's 320 x
+                               240) only the frame's rows of the canvas, as a real image
+                               of that world would be: loading letterboxes them back
     scenes.jsonl               one line per image: {"image": "images/000000.png", "objects": [...]}
     clevr_scenes.json          the same scenes in CLEVR's format (air3d/clevr_format.py), with
                                image_filename relative to the directory
@@ -24,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
-from air3d.images import read_image, to_pil
+from air3d.images import Canvas, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.visibility import sample_visible_scenes
 from air3d.renderer.world import with_max_objects
@@ -83,7 +85,7 @@ def make_dataset(
             images = source.render(chunk)
             for offset, (scene, image) in enumerate(zip(chunk, images, strict=True)):
                 name = f"images/{start + offset:06d}.png"
-                to_pil(image).save(out / name)
+                to_pil(stored_image(image, world)).save(out / name)
                 lines.append(json.dumps({"image": name, **scene.to_json()}))
                 clevr.append(scene_to_clevr(scene, name, start + offset, world))
             bar.update(len(chunk))
@@ -99,6 +101,17 @@ def make_dataset(
         "shapes": list(shapes.names),
     }
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2))
+
+
+def stored_image(image: torch.Tensor, world: World) -> torch.Tensor:
+    """What a data set stores of a drawn image (3, H, W): in a world with a frame, a canvas
+    (S x S) is cut to the frame's rows, as a real image of that world would be; an image a
+    source drew at the frame's own shape (e.g. Blender at 320 x 240) is kept as it is."""
+    size = world.image_size
+    if world.frame is None or tuple(image.shape[-2:]) != (size, size):
+        return image
+    first, last = world.frame_rows
+    return image[:, first:last]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -154,5 +167,6 @@ def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Datase
     if not paths:
         images = torch.zeros(0, 3, world.image_size, world.image_size)
     else:
-        images = torch.stack([read_image(p, world.image_size) for p in paths])
+        canvas = Canvas.of(world)
+        images = torch.stack([read_image(p, canvas) for p in paths])
     return Dataset(images, scenes, paths)

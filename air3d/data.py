@@ -2,12 +2,14 @@
 
 Layout of a data set directory:
     images/000000.png ...      the rendered scenes; in a world with a frame (CLEVR's 320 x
-                               240) only the frame's rows of the canvas, as a real image
-                               of that world would be: loading letterboxes them back
+                               240) the frame: a renderer's own frame-sized image, or the
+                               frame's rows of our square canvas
     scenes.jsonl               one line per image: {"image": "images/000000.png", "objects": [...]}
+                               (and "camera" where the source moved it for that image)
     clevr_scenes.json          the same scenes in CLEVR's format (air3d/clevr_format.py), with
                                image_filename relative to the directory
     meta.json                  how it was made: n, seed, count override, renderer, world, shapes
+                               (written first: `resume` checks it before keeping any image)
 
 Images come from our PyTorch3D renderer (crisp mode) unless another `ImageSource` is given,
 e.g. Blender's Cycles (renderer/blender.py): the same scenes drawn by a renderer we did not
@@ -18,14 +20,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from tqdm import tqdm
 
-from air3d.clevr_format import clevr_document, read_clevr, scene_to_clevr, write_clevr
+from air3d.clevr_format import (
+    clevr_document,
+    read_clevr,
+    scene_to_clevr,
+    to_clevr_coords,
+    write_clevr,
+)
 from air3d.images import Canvas, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.visibility import sample_visible_scenes
@@ -37,7 +45,11 @@ CLEVR_FILE = "clevr_scenes.json"
 
 
 class ImageSource(Protocol):
-    """Draws scenes: a list of Scenes to images (B, 3, S, S) in [0, 1]."""
+    """Draws scenes: a list of Scenes to images (B, 3, H, W) in [0, 1], the world's square
+    canvas (S, S) or its frame (height, width).
+
+    A source that moves the camera per image (Blender's jitter) also has
+    `camera(scene) -> CameraConfig`: the ground truth's pixel coordinates follow it."""
 
     name: str  # recorded in meta.json ("pytorch3d", "blender", "mujoco")
 
@@ -68,9 +80,11 @@ def make_dataset(
     device: str = "cpu",
     progress: bool = True,
     source: ImageSource | None = None,
+    resume: bool = False,
 ) -> None:
     """Writes n scenes sampled with `seed` (same seed, same scenes) to `out`, drawn by
-    `source` (default: our renderer, crisp)."""
+    `source` (default: our renderer, crisp). resume: keep the images an interrupted run
+    with the same settings left in `out` (meta.json must match) and draw only the others."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     # Our crisp renderer decides which scenes hide an object (the world's min_visible),
@@ -78,19 +92,33 @@ def make_dataset(
     crisp = CrispRenderer(world, shapes, device)
     scenes = sample_visible_scenes(crisp.renderer, n, seed, count)
     source = source or crisp
+    _start(out, _meta(n, seed, count, world, shapes, source), resume)
+    names = [f"images/{i:06d}.png" for i in range(n)]
+    todo = [i for i in range(n) if not (resume and (out / names[i]).is_file())]
+    with tqdm(total=len(todo), desc="make-data", unit="img", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            rows = todo[start : start + batch_size]
+            images = source.render([scenes[i] for i in rows])
+            for i, image in zip(rows, images, strict=True):
+                _save_atomic(out / names[i], stored_image(image, world))
+            bar.update(len(rows))
     lines, clevr = [], []
-    with tqdm(total=n, desc="make-data", unit="img", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            chunk = scenes[start : start + batch_size]
-            images = source.render(chunk)
-            for offset, (scene, image) in enumerate(zip(chunk, images, strict=True)):
-                name = f"images/{start + offset:06d}.png"
-                to_pil(stored_image(image, world)).save(out / name)
-                lines.append(json.dumps({"image": name, **scene.to_json()}))
-                clevr.append(scene_to_clevr(scene, name, start + offset, world))
-            bar.update(len(chunk))
+    for i, (scene, name) in enumerate(zip(scenes, names, strict=True)):
+        camera = source.camera(scene) if hasattr(source, "camera") else world.camera
+        seen = world if camera == world.camera else replace(world, camera=camera)
+        record = clevr_record = {}
+        if seen is not world:  # the camera this image was taken from
+            record = {"camera": asdict(camera)}
+            clevr_record = {"camera_location": to_clevr_coords(camera.position)}
+        lines.append(json.dumps({"image": name, **scene.to_json(), **record}))
+        clevr.append({**scene_to_clevr(scene, name, i, seen), **clevr_record})
     _write_atomic(out / SCENES_FILE, "\n".join(lines) + ("\n" if lines else ""))
     write_clevr(out / CLEVR_FILE, clevr_document(clevr, renderer=source.name, seed=seed))
+
+
+def _meta(n, seed, count, world: World, shapes: ShapeLibrary, source: ImageSource) -> dict:
+    """meta.json: how the data set is made, as plain JSON data."""
+    config = getattr(source, "config", None)
     meta = {
         "n": n,
         "seed": seed,
@@ -98,9 +126,28 @@ def make_dataset(
         "renderer": source.name,
         "world": world.to_dict(),  # the geometry; a source with its own look records it:
         **({"look": source.look.to_dict()} if hasattr(source, "look") else {}),
+        **({"renderer_config": asdict(config)} if is_dataclass(config) else {}),
         "shapes": list(shapes.names),
     }
-    _write_atomic(out / META_FILE, json.dumps(meta, indent=2))
+    return json.loads(json.dumps(meta))
+
+
+def _start(out: Path, meta: dict, resume: bool) -> None:
+    """Writes meta.json; with resume, first checks that an existing one says the same."""
+    path = out / META_FILE
+    if resume and path.is_file() and json.loads(path.read_text()) != meta:
+        raise ValueError(
+            f"{out}: made with other settings than these (see its {META_FILE}): resume it "
+            "with the same --n, --seed, --count, --world and renderer, or use a new --out"
+        )
+    _write_atomic(path, json.dumps(meta, indent=2))
+
+
+def _save_atomic(path: Path, image: torch.Tensor) -> None:
+    """A PNG that is whole or absent: what a resumed run may keep."""
+    tmp = path.with_name(path.name + ".tmp")
+    to_pil(image).save(tmp, format="PNG")
+    os.replace(tmp, path)
 
 
 def stored_image(image: torch.Tensor, world: World) -> torch.Tensor:

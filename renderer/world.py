@@ -45,6 +45,21 @@ class GroundConfig:
     color: Vec3
 
 
+LAMP_KINDS = ("area", "sun")
+
+
+@dataclass(frozen=True)
+class LampConfig:
+    """A light for physically based renderers (Blender's Cycles, renderer/blender.py); our
+    renderer ignores lamps and shades by `light`. Lamps are aimed at the camera's look-at."""
+
+    kind: str  # "area": a square lamp at `position`; "sun": parallel light from `position`
+    position: Vec3  # world coordinates (y up): where the lamp is, or where the sun is seen
+    energy: float  # as Blender: an area lamp's power in watts, a sun's irradiance in W/m^2
+    color: Vec3 = (1.0, 1.0, 1.0)  # linear RGB in [0, 1]
+    size: float = 0.5  # an area lamp's side (world units); a sun's angular diameter (degrees)
+
+
 @dataclass(frozen=True)
 class ToneConfig:
     """How linear intensities become stored pixel values: min(1, exposure * v) ** (1 / gamma).
@@ -91,8 +106,12 @@ class PriorConfig:
 #   color    linear RGB in [0, 1], the object's albedo (replaces the shape's own colour)
 #   size     a scale factor of the shape's mesh (and height)
 #   material a mapping of {albedo: factor of the colour, specular: strength,
-#            shininess: Phong exponent}
+#            shininess: Phong exponent}, optionally with the physically based surface
+#            that Blender draws (renderer/blender.py; ours ignores it): {metallic: 0..1,
+#            roughness: 0..1, sheen: 0..1}
 ATTRIBUTE_ROLES = ("color", "size", "material")
+MATERIAL_KEYS = ("albedo", "specular", "shininess")
+PBR_KEYS = ("metallic", "roughness", "sheen")
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,8 @@ class World:
     # image_size canvas holds the frame letterboxed (full width, centred rows); the bands
     # above and below are painted `background` in renders and in loaded images alike.
     frame: tuple[int, int] | None = None
+    # Lights of physically based renderers (Blender); () there: light as `light` says.
+    lamps: tuple[LampConfig, ...] = ()
     name: str = "custom"  # the world's folder name: what `--world NAME` finds
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +201,7 @@ class World:
                 tone=ToneConfig(**data.get("tone", {})),
                 attributes=_attributes(data.get("attributes") or {}),
                 frame=None if data.get("frame") is None else tuple(data["frame"]),
+                lamps=_lamps(data.get("lamps") or ()),
                 name=str(data.get("name", "custom")),
             )
         except (KeyError, TypeError) as error:
@@ -204,6 +226,27 @@ def _attributes(section: Any) -> tuple[Attribute, ...]:
     return tuple(out)
 
 
+def _lamps(section: Any) -> tuple[LampConfig, ...]:
+    """The config's `lamps` list, each {kind, position, energy, color, size}."""
+    if not isinstance(section, list | tuple):
+        raise ValueError("lamps must be a list of {kind, position, energy, color, size}")
+    lamps = []
+    for i, entry in enumerate(section):
+        if not isinstance(entry, dict):
+            raise ValueError(f"lamps[{i}]: must be a mapping {{kind, position, energy, ...}}")
+        lamp = LampConfig(**_tuples(entry))
+        if lamp.kind not in LAMP_KINDS:
+            raise ValueError(f"lamps[{i}].kind: {lamp.kind!r}; known: {', '.join(LAMP_KINDS)}")
+        if len(lamp.position) != 3 or len(lamp.color) != 3:
+            raise ValueError(f"lamps[{i}]: position and color are 3 numbers each")
+        if not (lamp.energy >= 0 and lamp.size > 0):
+            raise ValueError(f"lamps[{i}]: energy must be >= 0 and size > 0, got {lamp}")
+        if not all(0.0 <= float(c) <= 1.0 for c in lamp.color):
+            raise ValueError(f"lamps[{i}].color: channels must be in [0, 1], got {lamp.color}")
+        lamps.append(lamp)
+    return tuple(lamps)
+
+
 def _setting(name: str, value: str, setting: Any) -> Any:
     where = f"attributes.{name}.{value}"
     if name == "color":
@@ -216,12 +259,18 @@ def _setting(name: str, value: str, setting: Any) -> Any:
         if isinstance(setting, bool) or not isinstance(setting, int | float) or setting <= 0:
             raise ValueError(f"{where}: a size is a scale factor > 0, got {setting!r}")
         return float(setting)
-    if not isinstance(setting, dict) or set(setting) - {"albedo", "specular", "shininess"}:
-        raise ValueError(f"{where}: a material is {{albedo, specular, shininess}}")
+    if not isinstance(setting, dict) or set(setting) - {*MATERIAL_KEYS, *PBR_KEYS}:
+        keys = ", ".join((*MATERIAL_KEYS, *PBR_KEYS))
+        raise ValueError(f"{where}: a material is {{{keys}}} (the last three optional)")
+    for key in PBR_KEYS:
+        if key in setting and not 0.0 <= float(setting[key]) <= 1.0:
+            raise ValueError(f"{where}.{key}: must be in [0, 1], got {setting[key]!r}")
     return (
         ("albedo", float(setting.get("albedo", 1.0))),
         ("specular", float(setting.get("specular", 0.0))),
         ("shininess", float(setting.get("shininess", 1.0))),
+        # only those given, so worlds without them keep their plain form (to_dict)
+        *((key, float(setting[key])) for key in PBR_KEYS if key in setting),
     )
 
 

@@ -1,7 +1,9 @@
 """`air3d make-data --n N --seed S --out DIR`: scenes from the prior with ground truth.
 
 `--renderer blender` draws the same scenes with Blender's Cycles (renderer/blender.py; needs
-`pip install air3d[blender]`) instead of our PyTorch3D renderer; `--renderer mujoco` with
+`pip install air3d[blender]`) instead of our PyTorch3D renderer (in the clevr world: CLEVR's
+lamps and materials at its 320 x 240; `--camera-jitter 0.5 --lamp-jitter 1.0` moves camera
+and lamps per image as CLEVR does, the camera recorded per image); `--renderer mujoco` with
 MuJoCo's OpenGL renderer (renderer/mujoco.py; `pip install air3d[mujoco]` and OSMesa),
 optionally in another look (`--look FILE`: light, colours, ground, tone; e.g.
 configs/look-mujoco.yaml), the unlabeled images that `air3d adapt` learns from.
@@ -43,6 +45,25 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--samples", type=int, default=64, help="Cycles samples per pixel (--renderer blender)"
     )
+    parser.add_argument(
+        "--camera-jitter",
+        type=float,
+        default=0.0,
+        help="--renderer blender: move the camera per image by uniform[-j, j] on each axis "
+        "(CLEVR: 0.5; default 0: the world's camera, which the model assumes)",
+    )
+    parser.add_argument(
+        "--lamp-jitter",
+        type=float,
+        default=0.0,
+        help="--renderer blender: move each area lamp likewise (CLEVR: 1.0; default 0)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the images an interrupted run with the same settings left in --out and "
+        "draw only the missing ones",
+    )
     return parser
 
 
@@ -55,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.look is not None and args.renderer != "mujoco":
         raise ValueError("--look needs --renderer mujoco")
+    if (args.camera_jitter or args.lamp_jitter) and args.renderer != "blender":
+        raise ValueError("--camera-jitter and --lamp-jitter need --renderer blender")
     world, shapes = open_world(args.world)
     source = _source(args, world, shapes)
     make_dataset(
@@ -67,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         source=source,
+        resume=args.resume,
     )
     if hasattr(source, "close"):
         source.close()
@@ -85,4 +109,7 @@ def _source(args: argparse.Namespace, world: World, shapes: ShapeLibrary) -> Ima
         return MujocoRenderer(world, shapes, look, slots=args.count)
     from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # bpy only when asked
 
-    return BlenderRenderer(world, shapes, BlenderConfig(samples=args.samples))
+    config = BlenderConfig(
+        samples=args.samples, camera_jitter=args.camera_jitter, lamp_jitter=args.lamp_jitter
+    )
+    return BlenderRenderer(world, shapes, config)

@@ -57,3 +57,33 @@ def test_make_data_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     broken.write_text("image_size: 64\n")
     assert main(["make-data", "--n", "1", "--world", str(broken), "--out", str(tmp_path)]) == 2
     assert "invalid scene config" in capsys.readouterr().err
+
+
+def test_make_data_resumes_an_interrupted_run(tmp_path: Path, capsys) -> None:
+    argv = ["make-data", "--n", "3", "--seed", "4", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    whole = _files(tmp_path)
+    (tmp_path / "images" / "000001.png").unlink()  # as if killed before it was written
+    (tmp_path / "scenes.jsonl").unlink()
+    kept = tmp_path / "images" / "000000.png"
+    kept.write_bytes(b"kept")  # resume keeps what is there: this one is not drawn again
+    assert main([*argv, "--resume"]) == 0
+    again = _files(tmp_path)
+    assert again["images/000000.png"] == b"kept"
+    assert {k: v for k, v in again.items() if k != "images/000000.png"} == {
+        k: v for k, v in whole.items() if k != "images/000000.png"
+    }
+    assert main([*argv[:-4], "--seed", "5", "--out", str(tmp_path), "--resume"]) == 2
+    assert "made with other settings" in capsys.readouterr().err
+
+
+def test_make_data_clevr_writes_the_frame_with_attributes(tmp_path: Path) -> None:
+    # our renderer in the clevr world: the frame's rows of its canvas, CLEVR's attributes
+    assert main(["make-data", "--world", "clevr", "--n", "1", "--out", str(tmp_path)]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "images" / "000000.png").size == (96, 72)
+    objects = json.loads((tmp_path / "clevr_scenes.json").read_text())["scenes"][0]["objects"]
+    assert all({"color", "size", "material"} <= set(obj) for obj in objects)
+    assert all(0 <= obj["pixel_coords"][0] < 320 and 0 <= obj["pixel_coords"][1] < 240
+               for obj in objects)  # fmt: skip

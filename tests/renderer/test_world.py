@@ -99,3 +99,46 @@ def test_not_a_mapping_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_world(tmp_path / "nope.yaml")
+
+
+def test_lamps_and_surfaces_round_trip() -> None:
+    # the clevr world's Blender lamps and its materials' physically based surface
+    from air3d.renderer import open_world
+
+    world = open_world("clevr")[0]
+    assert [lamp.kind for lamp in world.lamps] == ["area", "area", "area", "sun"]
+    assert dict(world.attribute("material").setting("metal"))["metallic"] == 1.0
+    text = yaml.safe_dump(world.to_dict(), sort_keys=False)  # attribute values keep their order
+    assert World.from_dict(yaml.safe_load(text)) == world
+
+
+def test_a_world_without_lamps_keeps_its_plain_form(world: World) -> None:
+    assert world.lamps == () and not world.to_dict()["lamps"]
+    material = {"attributes": {"material": {"matte": {"albedo": 0.5}}}}
+    assert World.from_dict({**world.to_dict(), **material}).to_dict()["attributes"] == {
+        "material": {"matte": {"albedo": 0.5, "specular": 0.0, "shininess": 1.0}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("lamps", "message"),
+    [
+        ({"kind": "area"}, r"lamps must be a list"),
+        ([{"kind": "spot", "position": [0, 1, 0], "energy": 1}], r"lamps\[0\]\.kind: 'spot'"),
+        ([{"kind": "sun", "position": [0, 1, 0], "energy": -1}], r"energy must be >= 0"),
+        ([{"kind": "sun", "position": [0, 1], "energy": 1}], r"position and color are 3"),
+        ([{"kind": "sun", "position": [0, 1, 0], "energy": 1, "color": [2, 1, 1]}], r"color"),
+        ([{"kind": "sun", "position": [0, 1, 0]}], r"missing 1 required .* 'energy'"),
+    ],
+)
+def test_broken_lamps_are_refused(lamps: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        World.from_dict(_broken(lambda d: d.update(lamps=lamps)))
+
+
+def test_a_material_out_of_range_is_refused() -> None:
+    def metal(d):
+        d["attributes"] = {"material": {"metal": {"metallic": 2.0}}}
+
+    with pytest.raises(ValueError, match=r"attributes\.material\.metal\.metallic: must be in"):
+        World.from_dict(_broken(metal))

@@ -128,11 +128,17 @@ class InferBatchOut(BaseModel):
 
 
 class ShapeOut(BaseModel):
+    """A kind of object: a shape, with one value of each of the world's attributes."""
+
     name: str
     mesh: str
     height: float
     symmetry: int | None = Field(description="rotational symmetry order; null: any angle")
     color: list[float]
+    attributes: dict[str, str] = Field(
+        description="the kind's value of each of the world's attributes, e.g. "
+        '{"color": "red", "size": "large", "material": "metal"}; {} in a world without'
+    )
 
 
 class ShapesOut(BaseModel):

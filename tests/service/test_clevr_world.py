@@ -111,3 +111,12 @@ def test_serve_world_picks_its_model_and_refuses_another(tiny_checkpoint):
     result = run_serve("--world", "clevr", "--checkpoint", str(tiny_checkpoint), "--port", port)
     assert result.returncode == 2, result.stderr
     assert "is a model of world 'tabletop', not 'clevr'" in result.stderr
+
+
+def test_shapes_lists_each_kind_with_its_attributes(clevr_client, clevr_predictor):
+    body = clevr_client.get("/shapes").json()
+    kinds = body["shapes"]
+    assert len(kinds) == len(clevr_predictor.shapes) == 3 * 8 * 2 * 2
+    assert kinds[0]["name"] == "cube"
+    assert kinds[0]["attributes"] == {"color": "gray", "size": "large", "material": "rubber"}
+    assert set(body["world"]["attributes"]) == set(ATTRIBUTES)

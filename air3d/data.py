@@ -34,7 +34,7 @@ from air3d.clevr_format import (
     to_clevr_coords,
     write_clevr,
 )
-from air3d.images import read_image, to_pil
+from air3d.images import Canvas, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.visibility import sample_visible_scenes
 from air3d.renderer.world import with_max_objects
@@ -100,7 +100,7 @@ def make_dataset(
             rows = todo[start : start + batch_size]
             images = source.render([scenes[i] for i in rows])
             for i, image in zip(rows, images, strict=True):
-                _save_atomic(out / names[i], _framed(image, world))
+                _save_atomic(out / names[i], stored_image(image, world))
             bar.update(len(rows))
     lines, clevr = [], []
     for i, (scene, name) in enumerate(zip(scenes, names, strict=True)):
@@ -143,20 +143,22 @@ def _start(out: Path, meta: dict, resume: bool) -> None:
     _write_atomic(path, json.dumps(meta, indent=2))
 
 
-def _framed(image: torch.Tensor, world: World) -> torch.Tensor:
-    """The image as a file of the world holds it: a square canvas of a framed world cut to
-    the frame's rows (loading letterboxes them back); a frame-sized image as it is."""
-    if world.frame is None or image.shape[-2:] != (world.image_size, world.image_size):
-        return image
-    first, last = world.frame_rows
-    return image[:, first:last]
-
-
 def _save_atomic(path: Path, image: torch.Tensor) -> None:
     """A PNG that is whole or absent: what a resumed run may keep."""
     tmp = path.with_name(path.name + ".tmp")
     to_pil(image).save(tmp, format="PNG")
     os.replace(tmp, path)
+
+
+def stored_image(image: torch.Tensor, world: World) -> torch.Tensor:
+    """What a data set stores of a drawn image (3, H, W): in a world with a frame, a canvas
+    (S x S) is cut to the frame's rows, as a real image of that world would be; an image a
+    source drew at the frame's own shape (e.g. Blender at 320 x 240) is kept as it is."""
+    size = world.image_size
+    if world.frame is None or tuple(image.shape[-2:]) != (size, size):
+        return image
+    first, last = world.frame_rows
+    return image[:, first:last]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -212,5 +214,6 @@ def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Datase
     if not paths:
         images = torch.zeros(0, 3, world.image_size, world.image_size)
     else:
-        images = torch.stack([read_image(p, world.image_size) for p in paths])
+        canvas = Canvas.of(world)
+        images = torch.stack([read_image(p, canvas) for p in paths])
     return Dataset(images, scenes, paths)

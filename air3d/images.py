@@ -1,21 +1,67 @@
 """Image decoding and encoding at the edges of air3d (service, CLI), with clear errors.
 
-Decoding is Pillow's. Every decoded image is converted to RGB and resized to the model's
-square input (bilinear, aspect ratio not kept: the model sees the whole frame).
+Decoding is Pillow's. Every decoded image is converted to RGB and taken to the model's
+square canvas (`Canvas`, `to_canvas`): the one way images enter a model (data sets,
+evaluate, batch infer, the service). In a world without a frame the image is resized to the
+whole canvas (bilinear, aspect ratio not kept: the model sees the whole picture). In a world
+with a frame (CLEVR's 320 x 240) it is resized to the canvas's width and the frame's rows
+and placed in the centred rows; the bands above and below are the world's background after
+the tone curve: exactly what our renderer writes there (SceneRenderer._letterbox).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+if TYPE_CHECKING:
+    from air3d.renderer.world import World
+
 MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: refuse images above this many pixels
 ACCEPTED_FORMATS = ("PNG", "JPEG")
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The model's square input: `size` pixels a side, the image in rows [first, last),
+    the other rows `fill` (stored pixel values in [0, 1])."""
+
+    size: int
+    rows: tuple[int, int] | None = None  # None: the image fills every row
+    fill: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def of(cls, where: Canvas | World | int) -> Canvas:
+        """The canvas of a world (its frame and background), or a plain square of a size."""
+        if isinstance(where, Canvas):
+            return where
+        if isinstance(where, int):
+            return cls(where)
+        if where.frame is None:
+            return cls(where.image_size)
+        return cls(where.image_size, where.frame_rows, band_color(where))
+
+    @property
+    def image_rows(self) -> tuple[int, int]:
+        return self.rows or (0, self.size)
+
+
+def band_color(world: World) -> tuple[float, float, float]:
+    """The world's background through its tone curve, min(1, exposure v) ** (1 / gamma),
+    as Appearance.tone computes it in float32: the letterbox bands' stored colour."""
+    linear = torch.tensor(world.background, dtype=torch.float32)
+    exposed = (linear * world.tone.exposure).clamp(min=1e-6, max=1.0)
+    return tuple(exposed.pow(1.0 / world.tone.gamma).tolist())
+
+
+CanvasLike = Canvas | int  # an int: a square canvas of that size without a frame
 
 
 class ImageError(ValueError):
@@ -30,8 +76,10 @@ class UnsupportedImageError(ImageError):
     """A decodable file in a format that air3d does not accept."""
 
 
-def decode_image(data: bytes, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """Takes PNG or JPEG bytes to a float tensor (3, image_size, image_size) in [0, 1]."""
+def decode_image(
+    data: bytes, canvas: CanvasLike, max_pixels: int = MAX_IMAGE_PIXELS
+) -> torch.Tensor:
+    """Takes PNG or JPEG bytes to the canvas: a float tensor (3, S, S) in [0, 1]."""
     image = open_image(
         data, too_large=f"image too large to decode safely (over {max_pixels} pixels)"
     )
@@ -40,7 +88,7 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = MAX_IMAGE_PIXEL
         raise ImageTooLargeError(
             f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
         )
-    return load_pixels(image, image_size)
+    return load_pixels(image, canvas)
 
 
 def open_image(data: bytes, too_large: str) -> Image.Image:
@@ -64,37 +112,49 @@ def open_image(data: bytes, too_large: str) -> Image.Image:
     return image
 
 
-def load_pixels(image: Image.Image, image_size: int, draft: bool = False) -> torch.Tensor:
-    """Decodes an opened image to (3, image_size, image_size) float in [0, 1]. draft: let a
-    JPEG decode at its own 1/2, 1/4 or 1/8 scale, never below image_size (far cheaper for
-    large photos; the result is resized to image_size either way)."""
+def load_pixels(image: Image.Image, canvas: CanvasLike, draft: bool = False) -> torch.Tensor:
+    """Decodes an opened image to the canvas (3, S, S) float in [0, 1]. draft: let a JPEG
+    decode at its own 1/2, 1/4 or 1/8 scale, never below the size it is resized to (far
+    cheaper for large photos; the result is resized either way)."""
+    canvas = Canvas.of(canvas)
+    first, last = canvas.image_rows
     try:
         if draft and image.format == "JPEG":
-            image.draft("RGB", (image_size, image_size))
+            image.draft("RGB", (canvas.size, last - first))
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"corrupt or truncated image: {error}") from None
-    return to_tensor(image, image_size)
+    return to_canvas(image, canvas)
 
 
-def to_tensor(image: Image.Image, image_size: int) -> torch.Tensor:
-    """Takes a PIL image to (3, image_size, image_size) float in [0, 1]."""
+def to_canvas(image: Image.Image, canvas: CanvasLike) -> torch.Tensor:
+    """Takes a PIL image of any size to the canvas (3, S, S) float in [0, 1]: resized
+    (bilinear) to the canvas's width and its image rows, the other rows its fill."""
+    canvas = Canvas.of(canvas)
+    first, last = canvas.image_rows
     image = image.convert("RGB")
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    if image.size != (canvas.size, last - first):
+        image = image.resize((canvas.size, last - first), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0  # (rows, S, 3)
+    pixels = torch.from_numpy(array).permute(2, 0, 1)
+    if (first, last) == (0, canvas.size):
+        return pixels.contiguous()
+    out = torch.tensor(canvas.fill, dtype=torch.float32)[:, None, None].repeat(
+        1, canvas.size, canvas.size
+    )
+    out[:, first:last] = pixels
+    return out
 
 
-def read_image(path: str | Path, image_size: int) -> torch.Tensor:
-    """Reads an image file; ImageError naming the file if it cannot be used."""
+def read_image(path: str | Path, canvas: CanvasLike) -> torch.Tensor:
+    """Reads an image file to the canvas; ImageError naming the file if it cannot be used."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise ImageError(f"{path}: cannot read: {error.strerror}") from None
     try:
-        return decode_image(data, image_size)
+        return decode_image(data, canvas)
     except ImageError as error:
         raise type(error)(f"{path}: {error}") from None
 

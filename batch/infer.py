@@ -23,7 +23,7 @@ from tqdm import tqdm
 from air3d.batch.jsonl import JsonlWriter, read_jsonl, write_jsonl_atomic
 from air3d.batch.sharding import Shard, barrier, existing_shards, shard_path
 from air3d.clevr_format import clevr_document, scene_to_clevr, write_clevr
-from air3d.images import ImageError, read_image
+from air3d.images import Canvas, ImageError, read_image
 from air3d.renderer import Scene
 from air3d.renderer.world import with_max_objects
 
@@ -97,6 +97,7 @@ def run_inference(
     inferred = errors = not_scenes = 0
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     desc = f"infer (rank 0 of {shard.world_size})" if shard.distributed else "infer"
+    canvas = Canvas.of(predictor.world)
     with (
         JsonlWriter(target) as writer,
         ThreadPoolExecutor(1) as reader,  # reads the next batch while this one is inferred
@@ -107,11 +108,11 @@ def run_inference(
         pending: Future | None = None
         for i, batch in enumerate(batches):
             if pending is None:
-                pending = reader.submit(_read_batch, batch, predictor.image_size)
+                pending = reader.submit(_read_batch, batch, canvas)
             loaded = pending.result()
             pending = None
             if i + 1 < len(batches):
-                pending = reader.submit(_read_batch, batches[i + 1], predictor.image_size)
+                pending = reader.submit(_read_batch, batches[i + 1], canvas)
             records = _infer_batch(predictor, loaded, model)
             writer.write(records)
             errors += sum("error" in record for record in records)
@@ -156,12 +157,13 @@ def _done_sources(paths: Sequence[Path], model: dict[str, Any]) -> set[str]:
     return done
 
 
-def _read_batch(sources: Sequence[str], image_size: int) -> list[tuple[str, torch.Tensor | str]]:
-    """Takes sources to (source, image (3, S, S)) or (source, error message)."""
+def _read_batch(sources: Sequence[str], canvas: Canvas) -> list[tuple[str, torch.Tensor | str]]:
+    """Takes sources to (source, image on the model's canvas (3, S, S)) or (source, error
+    message)."""
     loaded: list[tuple[str, torch.Tensor | str]] = []
     for source in sources:
         try:
-            loaded.append((source, read_image(source, image_size)))
+            loaded.append((source, read_image(source, canvas)))
         except ImageError as error:  # the message names the file
             loaded.append((source, str(error)))
     return loaded

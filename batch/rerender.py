@@ -25,7 +25,7 @@ from air3d.batch.jsonl import read_jsonl
 from air3d.batch.paths import assign_stems, confined
 from air3d.batch.sharding import Shard, barrier
 from air3d.batch.sheets import IndexEntry, compare_sheet, index_html, save_png
-from air3d.images import ImageError, read_image, to_pil
+from air3d.images import Canvas, ImageError, read_image, to_pil
 from air3d.renderer import Scene, SceneRenderer, ShapeLibrary, World
 
 RENDERS_DIR = "renders"
@@ -119,6 +119,7 @@ def run_rerender(
     summary = RerenderSummary(len(mine), len(mine) - len(todo), skipped=skipped)
 
     renderer = SceneRenderer(world, shapes, device)
+    canvas = Canvas.of(world)  # inputs as the model saw them, beside the renderings
     desc = f"rerender (rank 0 of {shard.world_size})" if shard.distributed else "rerender"
     with tqdm(
         total=len(todo), desc=desc, unit="img", disable=not progress or shard.rank != 0
@@ -131,7 +132,7 @@ def run_rerender(
                 save_png(to_pil(reconstruction), confined(out, _render_path(item)))
                 if compare:
                     try:
-                        source = read_image(root / item.source, world.image_size)
+                        source = read_image(root / item.source, canvas)
                     except ImageError as error:
                         summary.missing_inputs.append(f"line {item.line}: {error}")
                     else:

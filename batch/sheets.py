@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from air3d.images import to_pil
+from air3d.renderer.world import ATTRIBUTE_ROLES
 
 PANEL_TITLES = ("input", "reconstruction", "|input - reconstruction|")
 GAP = 8  # pixels between panels and around the sheet
@@ -99,13 +100,17 @@ def _objects_table(objects: Sequence[dict[str, Any]]) -> str:
     e = html.escape
     if not objects:
         return "<p>no objects</p>"
-    rows = ["<table><tr><th>shape</th><th>x</th><th>z</th><th>yaw (deg)</th><th>presence</th></tr>"]
+    rows = [
+        "<table><tr><th>object</th><th>x</th><th>z</th><th>yaw (deg)</th><th>presence</th></tr>"
+    ]
     for obj in objects:
+        # the kind in words: the world's attribute values, then the shape ("red large cube")
+        words = [str(obj[name]) for name in ATTRIBUTE_ROLES if name in obj] + [str(obj["shape"])]
         x, _, z = obj["position"]
         presence = obj.get("presence")
         presence = f"{presence:.2f}" if isinstance(presence, int | float) else ""
         rows.append(
-            f"<tr><td>{e(str(obj['shape']))}</td><td>{x:.2f}</td><td>{z:.2f}</td>"
+            f"<tr><td>{e(' '.join(words))}</td><td>{x:.2f}</td><td>{z:.2f}</td>"
             f"<td>{obj['yaw_deg']:.0f}</td><td>{e(presence)}</td></tr>"
         )
     rows.append("</table>")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from air3d.evaluation.metrics import NONE_LABEL
+from air3d.evaluation.published import PUBLISHED_NOTE, published_ap
 from air3d.evaluation.targets import TARGETS, Target, lookup
 
 
@@ -61,6 +62,13 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("over-counted images", "metrics.over_counted", ""),
     ("under-counted images", "metrics.under_counted", ""),
     ("shape accuracy (matched objects)", "metrics.shape_accuracy", "fraction"),
+    (
+        "shape and every attribute right (matched objects)",
+        "metrics.all_attributes_accuracy",
+        "fraction",
+    ),
+    ("3D centre error, mean (world units)", "metrics.center_error_mean", ""),
+    ("3D centre error, median (world units)", "metrics.center_error_median", ""),
     ("position error, mean (world units)", "metrics.position_error_mean", ""),
     ("position error, mean (% of workspace width)", "metrics.position_error_mean_pct", "%"),
     ("position error, median (% of workspace width)", "metrics.position_error_median_pct", "%"),
@@ -96,16 +104,24 @@ def confusion_table(confusion: dict[str, dict[str, int]]) -> str:
     return _table(["true \\ predicted", *labels], rows)
 
 
-def ap_markdown(ap: dict[str, Any]) -> str:
-    """The report's `ap` section as a one-row table, AP in % as the published CLEVR table."""
+def ap_markdown(ap: dict[str, Any], world: str | None = None, name: str = "this model") -> str:
+    """The report's `ap` section as a table, AP in % as the published CLEVR table, with the
+    published rows of the world (evaluation/published.py) beside ours, same columns."""
     values = ap["values"]
-    row = ["—" if v is None else f"{100 * v:.1f}" for v in values.values()]
-    table = _table([f"AP {key}" for key in values], [row])
+    rows = [[f"**{name}**", *("—" if v is None else f"{100 * v:.1f}" for v in values.values())]]
+    published = published_ap(world)
+    for model, theirs in published:
+        rows.append(
+            [model, *("—" if theirs.get(k) is None else f"{theirs[k]:.1f}" for k in values)]
+        )
+    table = _table(["model", *(f"AP {key}" for key in values)], rows)
+    note = f"\n\n{PUBLISHED_NOTE}" if published else ""
     return (
         f"{table}\n\nA prediction counts when its attributes ({', '.join(ap['attributes'])}) "
         "all match a true object whose 3D centre is nearer than the threshold (world units), "
         "one prediction per true object; predictions are "
         "ranked by confidence over the whole data set (Locatello et al. 2020, CLEVR protocol)."
+        + note
     )
 
 
@@ -113,7 +129,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     """The human-readable report: targets first, then the details behind them."""
     m, timing = report["metrics"], report["timing"]
     header = [
-        f"- checkpoint: `{report.get('checkpoint_hash') or 'n/a'}`",
+        f"- checkpoint: `{report.get('checkpoint_hash') or 'n/a'}`, world "
+        f"`{report.get('world', 'n/a')}`",
         f"- data: `{report.get('data', 'n/a')}`, {report['images']} images",
         f"- device: {report['device']} ({report['cpu']}, {report['cpu_count']} cores, "
         f"{report['torch_threads']} torch threads); batched timing at batch "
@@ -123,6 +140,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report.get("command"):
         header.append(f"- command: `{report['command']}`")
     detail_rows = [[label, fmt(lookup(report, key), unit)] for label, key, unit in HEADLINE]
+    detail_rows += [
+        [f"{attribute} accuracy (matched objects)", fmt(value, "fraction")]
+        for attribute, value in m.get("attribute_accuracy", {}).items()
+    ]
     detail_rows += [
         ["objects: true / predicted", f"{m['true_objects']} / {m['predicted_objects']}"],
         ["objects: missed / spurious", f"{m['missed_objects']} / {m['spurious_objects']}"],
@@ -141,7 +162,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         "## By true object count",
         by_count_table(m),
         *(
-            ["## Set-prediction average precision", ap_markdown(report["ap"])]
+            [
+                "## Set-prediction average precision",
+                ap_markdown(report["ap"], report.get("world"), report["name"]),
+            ]
             if "ap" in report
             else []
         ),

@@ -30,6 +30,7 @@ class MatchedPair:
     true: SceneObject
     pred: SceneObject
     distance: float  # ground-plane (x, z) distance between the centres, world units
+    center_distance: float  # 3D distance between the centres (height follows the size)
     yaw_error_deg: float | None  # modulo the true shape's symmetry; None: yaw meaningless
 
 
@@ -92,9 +93,13 @@ def compare_scene(true: Scene, pred: Scene, shapes: ShapeLibrary) -> ImageResult
 
 
 def _pair(true: SceneObject, pred: SceneObject, shapes: ShapeLibrary) -> MatchedPair:
-    symmetry = shapes.spec(true.shape).symmetry
+    symmetry = shapes.spec(true.shape, dict(true.attributes)).symmetry
     return MatchedPair(
-        true, pred, xz_distance(true, pred), yaw_error_deg(true.yaw_deg, pred.yaw_deg, symmetry)
+        true,
+        pred,
+        xz_distance(true, pred),
+        math.dist(true.position, pred.position),
+        yaw_error_deg(true.yaw_deg, pred.yaw_deg, symmetry),
     )
 
 
@@ -124,6 +129,7 @@ def summarise(results: Sequence[ImageResult], workspace_width: float) -> dict[st
         "images": len(results),
         **count_metrics(results),
         **shape_metrics(results),
+        **attribute_metrics(results),
         **position_metrics(results, workspace_width),
         **rotation_metrics(results),
     }
@@ -152,11 +158,34 @@ def shape_metrics(results: Sequence[ImageResult]) -> dict[str, Any]:
     return {"matched_objects": len(pairs), "shape_accuracy": _ratio(correct, len(pairs))}
 
 
+def attribute_metrics(results: Sequence[ImageResult]) -> dict[str, Any]:
+    """Fraction of matched pairs with the true value of each of the world's attributes
+    (colour, size, material: none in a world without attributes), and of pairs right in
+    every one, the shape included (what set-prediction AP asks of a match)."""
+    pairs = [p for r in results for p in r.pairs]
+    names = [name for name, _ in pairs[0].true.attributes] if pairs else []
+    accuracy = {
+        name: _ratio(
+            sum(dict(p.true.attributes)[name] == dict(p.pred.attributes).get(name) for p in pairs),
+            len(pairs),
+        )
+        for name in names
+    }
+    exact = sum(
+        p.true.shape == p.pred.shape and p.true.attributes == p.pred.attributes for p in pairs
+    )
+    return {"attribute_accuracy": accuracy, "all_attributes_accuracy": _ratio(exact, len(pairs))}
+
+
 def position_metrics(results: Sequence[ImageResult], workspace_width: float) -> dict[str, Any]:
-    """Ground-plane distance of matched pairs, in world units and in % of the workspace."""
+    """3D distance of matched pairs' centres (world units), and their ground-plane distance
+    in world units and in % of the workspace."""
     distances = [p.distance for r in results for p in r.pairs]
     mean, median = _mean(distances), _median(distances)
+    centers = [p.center_distance for r in results for p in r.pairs]
     return {
+        "center_error_mean": _mean(centers),  # 3D, world units (CLEVR's, in the clevr world)
+        "center_error_median": _median(centers),
         "position_error_mean": mean,
         "position_error_median": median,
         "position_error_mean_pct": _percent(mean, workspace_width),

@@ -31,10 +31,7 @@ from air3d.evaluation.set_prediction import (
     ap_table,
 )
 from air3d.evaluation.targets import check_targets
-from air3d.renderer import Scene, SceneBatch, SceneRenderer, ShapeLibrary, World
-
-# The attributes today's scene contract carries, so the ones set-prediction AP compares.
-SCENE_ATTRIBUTES: tuple[str, ...] = ("shape",)
+from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 
 
 class InferenceLike(Protocol):
@@ -87,6 +84,7 @@ def evaluate(
         "name": predictor.name,
         "checkpoint_hash": getattr(predictor, "checkpoint_hash", None),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "world": world.name,
         "images": n,
         "device": str(getattr(predictor, "device", "cpu")),
         "torch_threads": torch.get_num_threads(),
@@ -97,7 +95,7 @@ def evaluate(
         "reconstruction_mse": reconstruction_mse(
             dataset.images, predicted, world, shapes, batch_size=max(batch_size, 16)
         ),
-        "ap": set_prediction_ap(dataset.scenes, predicted, confidences, ap_thresholds),
+        "ap": set_prediction_ap(dataset.scenes, predicted, confidences, shapes, ap_thresholds),
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],
     }
@@ -155,23 +153,31 @@ def set_prediction_ap(
     true: Sequence[Scene],
     predicted: Sequence[Scene],
     confidences: Sequence[Sequence[float]],
+    shapes: ShapeLibrary,
     thresholds: Sequence[float] = CLEVR_THRESHOLDS,
 ) -> dict[str, Any]:
     """The report's `ap` section: AP (fraction) at each 3D distance threshold, keyed "inf",
-    "1", "0.5", ... (evaluation/set_prediction.py)."""
-    truths = [[TrueObject({"shape": o.shape}, o.position) for o in scene.objects] for scene in true]
+    "1", "0.5", ... (evaluation/set_prediction.py); a match needs the shape and every
+    attribute of the world (CLEVR: shape, color, size, material)."""
+    attributes = [name for name, _ in shapes.factors]
+    truths = [[TrueObject(_described(o), o.position) for o in scene.objects] for scene in true]
     predictions = [
         [
-            PredictedObject({"shape": o.shape}, o.position, c)
+            PredictedObject(_described(o), o.position, c)
             for o, c in zip(scene.objects, scores, strict=True)
         ]
         for scene, scores in zip(predicted, confidences, strict=True)
     ]
     return {
-        "attributes": list(SCENE_ATTRIBUTES),
+        "attributes": attributes,
         "distance": "3D centre distance, world units; a match must be strictly nearer",
-        "values": ap_table(truths, predictions, SCENE_ATTRIBUTES, thresholds),
+        "values": ap_table(truths, predictions, attributes, thresholds),
     }
+
+
+def _described(obj: SceneObject) -> dict[str, str]:
+    """{"shape": ..., attribute: value, ...}: what set prediction compares."""
+    return {"shape": obj.shape, **dict(obj.attributes)}
 
 
 def _timing(

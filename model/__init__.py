@@ -4,7 +4,8 @@ from air3d.model.air import AIR, AIROutput
 from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig
-from air3d.model.predictor import DEFAULT_CHECKPOINT, Inference, InferredObject, Predictor
+from air3d.model.predictor import Inference, InferredObject, Predictor
+from air3d.model.shipped import DEFAULT_CHECKPOINT, choose_checkpoint, shipped_checkpoint
 
 __all__ = [
     "AIR",
@@ -15,6 +16,8 @@ __all__ = [
     "ModelConfig",
     "Predictor",
     "build_model",
+    "choose_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "shipped_checkpoint",
 ]

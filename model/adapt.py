@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from air3d.images import read_image
+from air3d.images import Canvas, CanvasLike, read_image
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig, check_keys
 from air3d.model.metrics_log import MetricsLog
@@ -114,8 +114,11 @@ def parse_schedule(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(schedule)
 
 
-def read_images(directory: str | Path, image_size: int, limit: int | None = None) -> torch.Tensor:
-    """Every PNG and JPEG under `directory` (sorted, recursively), as (n, 3, S, S) in [0, 1].
+def read_images(
+    directory: str | Path, canvas: CanvasLike, limit: int | None = None
+) -> torch.Tensor:
+    """Every PNG and JPEG under `directory` (sorted, recursively), on the model's canvas
+    (a world's `Canvas.of(world)`, or a square size) as (n, 3, S, S) in [0, 1].
 
     ValueError if the folder is missing or holds no images; ImageError (a ValueError)
     naming the file if one of them is not a usable image."""
@@ -126,7 +129,8 @@ def read_images(directory: str | Path, image_size: int, limit: int | None = None
     if not paths:
         raise ValueError(f"{directory}: no PNG or JPEG images found (searched recursively)")
     paths = paths[:limit] if limit is not None else paths
-    return torch.stack([read_image(path, image_size) for path in paths])
+    canvas = Canvas.of(canvas)
+    return torch.stack([read_image(path, canvas) for path in paths])
 
 
 class Adapter:

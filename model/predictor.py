@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from air3d.assets import ASSETS_DIR
 from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.checkpoint import file_hash, load_checkpoint
@@ -23,7 +22,6 @@ from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeL
 from air3d.renderer.scene import append_rows
 from air3d.renderer.world import with_max_objects
 
-DEFAULT_CHECKPOINT = ASSETS_DIR / "model" / "default.pt"
 # By default an answer may hold twice as many objects as q was trained on: the passes after
 # the first cost nothing on scenes where q stopped by itself (model/erasure.py).
 LOOK_AGAIN_FACTOR = 2

@@ -72,7 +72,12 @@ class Refiner:
         self.prior = PriorDensity(world, shapes, max_count)
         self.search = SceneSearch(renderer, self.prior)
         self._projection = projection_matrix(world)
-        self._heights = [spec.height for spec in shapes.specs]
+        # An added object tries every shape with each attribute at its first value; a
+        # sweep then picks its attributes (every kind would be 96 trials in CLEVR's world).
+        index = shapes.factor_index()
+        self._add_kinds = torch.tensor([k for k, row in enumerate(index) if not row[1:].any()])
+        self._heights = [shapes.specs[k].height for k in self._add_kinds.tolist()]
+        self._has_attributes = index.shape[1] > 1
         step = self.config.add_grid_step
         offsets = torch.tensor([-step, 0.0, step])
         self._grid = torch.cartesian_prod(offsets, offsets)  # (9, 2) around the peak, x and z
@@ -114,7 +119,8 @@ class Refiner:
     def sweep(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
         """Swap shapes, drop objects, add one: each kept only where it raises log p(x, z)."""
         batch = self.search.sweep_shapes(batch, target)
-        return self._add(self._drop(batch, target), target)
+        batch = self._add(self._drop(batch, target), target)
+        return self.search.sweep_shapes(batch, target) if self._has_attributes else batch
 
     def _better(self, a: SceneBatch, b: SceneBatch, target: torch.Tensor) -> SceneBatch:
         """Scene by scene, a where it scores higher than b, else b."""
@@ -178,14 +184,16 @@ class Refiner:
         # 1. Shape and yaw: candidates (B, S * Y), shape-major.
         shapes = torch.arange(S, device=self.device).repeat_interleave(Y).expand(len(batch), -1)
         yaws = (torch.arange(Y, device=self.device) * (math.pi / 2 / Y)).repeat(S)
+        kinds = self._add_kinds.to(self.device)
         trial = self._with_object(
-            batch, slot, shapes, xz.repeat_interleave(Y, 1), yaws.expand(len(batch), -1)
+            batch, slot, kinds[shapes], xz.repeat_interleave(Y, 1), yaws.expand(len(batch), -1)
         )
         log_lik = self.search.log_likelihood(trial, target.repeat_interleave(S * Y, 0))
         best = log_lik.view(len(batch), S * Y).argmax(1)  # (B,)
-        shape, yaw = shapes[0][best], yaws[best]
+        chosen_shape, yaw = shapes[0][best], yaws[best]
+        shape = kinds[chosen_shape]
         # 2. Position: the chosen shape and yaw on a grid around the peak, scored in full.
-        at = xz[torch.arange(len(batch)), shape]  # (B, 2)
+        at = xz[torch.arange(len(batch)), chosen_shape]  # (B, 2)
         grid = self._grid.to(at)  # (G, 2)
         G = len(grid)
         positions = at[:, None] + grid[None]  # (B, G, 2)

@@ -173,7 +173,7 @@ class SceneRenderer(torch.nn.Module):
 
     def _letterbox(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) with the rows outside the world's frame painted the background:
-        what a loaded image of that frame shows there (air3d.images.letterbox)."""
+        what a loaded image of that frame shows there (air3d.images.to_canvas)."""
         first, last = self.world.frame_rows
         if (first, last) == (0, images.shape[1]):
             return images

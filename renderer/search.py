@@ -25,6 +25,7 @@ class SceneSearch:
 
     def __init__(self, renderer: SceneRenderer, prior: PriorDensity):
         self.renderer, self.prior = renderer, prior
+        self._swaps = [torch.as_tensor(table) for table in renderer.shapes.swaps()]
         self.pixel_sigma = renderer.world.pixel_sigma
 
     def log_likelihood(self, batch: SceneBatch, target: torch.Tensor) -> torch.Tensor:
@@ -80,29 +81,35 @@ class SceneSearch:
         return SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
 
     def sweep_shapes(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
-        """One pass over the slots: each object takes the shape that scores best, the others
-        fixed. The current shape is among the candidates, so no scene's score falls."""
-        S, (B, N) = len(self.renderer.shapes), batch.shape.shape
+        """One pass over the slots: each object takes, one factor at a time (its shape,
+        then each attribute), the value that scores best, everything else fixed. The
+        current value is among the candidates, so no scene's score falls. A world without
+        attributes tries every shape; CLEVR's tries 3 + 8 + 2 + 2 kinds, not 96."""
+        B, N = batch.shape.shape
         shape = batch.shape.clone()
-        for n in range(N):
-            if not batch.present[:, n].any():
-                continue
-            variants = shape.repeat_interleave(S, dim=0)  # (B * S, N): scene b, shape s
-            variants[:, n] = torch.arange(S, device=shape.device).repeat(B)
-            trial = SceneBatch(
-                variants,
-                batch.present.repeat_interleave(S, 0),
-                batch.xz.repeat_interleave(S, 0),
-                batch.yaw.repeat_interleave(S, 0),
-            )
-            per_trial = target if len(target) == 1 else target.repeat_interleave(S, 0)
-            scores = self.score(trial, per_trial)
-            scores = scores.view(B, S)
-            best_score, best = scores.max(1)
-            current = scores.gather(1, shape[:, n : n + 1])[:, 0]
-            # Strictly better only: on ties (e.g. a scene at -inf) the shape stays.
-            change = batch.present[:, n] & (best_score > current)
-            shape[:, n] = torch.where(change, best, shape[:, n])
+        for table in self._swaps:
+            V = table.shape[1]
+            for n in range(N):
+                if not batch.present[:, n].any():
+                    continue
+                candidates = table.to(shape.device)[shape[:, n]]  # (B, V) kinds
+                variants = shape.repeat_interleave(V, dim=0)  # (B * V, N): scene b, value v
+                variants[:, n] = candidates.flatten()
+                trial = SceneBatch(
+                    variants,
+                    batch.present.repeat_interleave(V, 0),
+                    batch.xz.repeat_interleave(V, 0),
+                    batch.yaw.repeat_interleave(V, 0),
+                )
+                per_trial = target if len(target) == 1 else target.repeat_interleave(V, 0)
+                scores = self.score(trial, per_trial).view(B, V)
+                best_score, best = scores.max(1)
+                now = (candidates == shape[:, n : n + 1]).float().argmax(1, keepdim=True)
+                current = scores.gather(1, now)[:, 0]  # the current kind's score
+                # Strictly better only: on ties (e.g. a scene at -inf) the kind stays.
+                change = batch.present[:, n] & (best_score > current)
+                chosen = candidates.gather(1, best[:, None])[:, 0]
+                shape[:, n] = torch.where(change, chosen, shape[:, n])
         return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
 
 

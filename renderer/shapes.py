@@ -92,6 +92,20 @@ class ShapeLibrary:
             rows.append([factors[a][1].index(v) for a, v in enumerate(values)])
         return np.asarray(rows, np.int64).reshape(len(self.specs), len(factors))
 
+    def swaps(self) -> list[np.ndarray]:
+        """Per factor a, (K, values of a) int: the kind that kind k becomes with factor a
+        set to each of its values, the others kept (what a sweep over one attribute tries)."""
+        index = self.factor_index()
+        kind_of = {tuple(row): k for k, row in enumerate(index.tolist())}
+        out = []
+        for a, (_, values) in enumerate(self.factors):
+            table = np.empty((len(self.specs), len(values)), np.int64)
+            for k, row in enumerate(index.tolist()):
+                for v in range(len(values)):
+                    table[k, v] = kind_of[(*row[:a], v, *row[a + 1 :])]
+            out.append(table)
+        return out
+
     def __len__(self) -> int:
         return len(self.specs)
 

@@ -1,10 +1,12 @@
 """The OpenAPI schema, made exact for the served model and settings.
 
 Pydantic writes what the code knows; the served model knows more: its shape names, its
-workspace bounds, its max_objects. Those are added once the model is known (the schema is
-built on the first request for it, after the lifespan loaded the model), so the schema
-promises exactly what Scene.from_json accepts. The 401 answer is documented only when
-AIR3D_API_KEY is set.
+world's attributes and their values (a clevr model's objects carry color, size and
+material), its workspace bounds, its max_objects. Those are added once the model is known
+(the schema is built on the first request for it, after the lifespan loaded the model), so
+the schema promises exactly what Scene.from_json accepts. The 401 answer is documented only
+when AIR3D_API_KEY is set. A server serves one model, so one world (`model.world` in every
+answer): to serve another world, run another server (`air3d serve --world NAME`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,41 @@ def _describe_world(schema: dict[str, Any], model: Predictor) -> None:
     ]
     components["SceneIn"]["properties"]["objects"]["maxItems"] = model.answer_world.max_objects
     components["ObjectOut"]["properties"]["shape"]["enum"] = list(model.shapes.names)
+    _describe_attributes(components, model.shapes.factors[1:])
+
+
+def _describe_attributes(
+    components: dict[str, Any], attributes: tuple[tuple[str, tuple[str, ...]], ...]
+) -> None:
+    """Each attribute of the world a required string with its values as enum, in and out;
+    out also q's probabilities of them (`attribute_probs`)."""
+    if not attributes:
+        return
+    for name in ("ObjectIn", "ObjectOut"):
+        schema = components[name]
+        for attribute, values in attributes:
+            schema["properties"][attribute] = {
+                "type": "string",
+                "enum": list(values),
+                "title": attribute.capitalize(),
+                "description": f"the object's {attribute}",
+            }
+            schema["required"].append(attribute)
+    out = components["ObjectOut"]
+    out["properties"]["attribute_probs"] = {
+        "type": "object",
+        "description": "q's probability of each value of each attribute",
+        "properties": {
+            attribute: {
+                "type": "object",
+                "properties": {
+                    value: {"type": "number", "minimum": 0, "maximum": 1} for value in values
+                },
+            }
+            for attribute, values in attributes
+        },
+    }
+    out["required"].append("attribute_probs")
 
 
 def _limit_batch(schema: dict[str, Any], queue_size: int) -> None:

@@ -9,11 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_YAW_DEG = 36_000.0  # |yaw| bound; far beyond it the renderer's float32 angle overflowed (a 500)
 
 # Strict: a JSON `false` is not the number 0, nor "1" a number. The served model's shape
-# names, workspace bounds and max_objects are added to the OpenAPI schema (openapi.py).
+# names, attributes (color, size, material and their values, in a world that has them),
+# workspace bounds and max_objects are added to the OpenAPI schema (openapi.py).
 
 
 class ObjectIn(BaseModel):
-    """One object of a scene to render; extra keys (presence, shape_probs, pixel) are ignored."""
+    """One object of a scene to render; in a world with attributes also its value of each
+    (e.g. "color": "red"); extra keys (presence, shape_probs, pixel) are ignored."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -45,6 +47,12 @@ class SceneIn(BaseModel):
 
 
 class ObjectOut(BaseModel):
+    """An inferred object. In a world with attributes it also names its value of each
+    (`color`, `size`, `material`: the served world's, listed in this schema) and carries
+    `attribute_probs`, q's probability of each value of each."""
+
+    model_config = ConfigDict(extra="allow")  # the world's attributes (openapi.py)
+
     shape: str
     position: list[float] = Field(
         min_length=3, max_length=3, description="[x, y, z] world coordinates of the centre"
@@ -56,8 +64,9 @@ class ObjectOut(BaseModel):
     shape_probs: dict[str, float] = Field(description="q's probability of each shape")
     pixel: list[float] = Field(
         min_length=2, max_length=2,
-        description="[column, row] of the centre in the model's input image "
-        "(image_size pixels square; scale by width / image_size for the uploaded image)",
+        description="[column, row] of the centre in the model's input image (image_size "
+        "pixels square); in the upload: column * width / image_size, (row - first) * "
+        "height / (last - first) with [first, last) = model.frame_rows",
     )  # fmt: skip
 
 
@@ -65,6 +74,13 @@ class ModelOut(BaseModel):
     name: str
     checkpoint_hash: str
     image_size: int = Field(description="side of the square image the model sees")
+    world: str = Field(description="the world the model was trained in; a server serves one")
+    frame_rows: list[int] = Field(
+        min_length=2, max_length=2,
+        description="[first, last): the rows of the model's square image that hold the "
+        "upload; a world with a non-square frame (CLEVR's 320 x 240) letterboxes it there, "
+        "the other rows are the world's background; [0, image_size] otherwise",
+    )  # fmt: skip
 
 
 class TimingOut(BaseModel):
@@ -112,11 +128,17 @@ class InferBatchOut(BaseModel):
 
 
 class ShapeOut(BaseModel):
+    """A kind of object: a shape, with one value of each of the world's attributes."""
+
     name: str
     mesh: str
     height: float
     symmetry: int | None = Field(description="rotational symmetry order; null: any angle")
     color: list[float]
+    attributes: dict[str, str] = Field(
+        description="the kind's value of each of the world's attributes, e.g. "
+        '{"color": "red", "size": "large", "material": "metal"}; {} in a world without'
+    )
 
 
 class ShapesOut(BaseModel):

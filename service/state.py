@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from air3d.images import Canvas
 from air3d.model import Inference, Predictor
 from air3d.renderer import Scene, SceneRenderer
 from air3d.renderer.camera import project, projection_matrix, to_pixels
@@ -33,6 +34,14 @@ class ServiceState:
     _renderer: SceneRenderer | None = None
     _render_lock: threading.Lock = field(default_factory=threading.Lock)
     _projection: torch.Tensor | None = None
+    _canvas: Canvas | None = None
+
+    @property
+    def canvas(self) -> Canvas:
+        """Where uploads go: the model's square input, letterboxed in a world with a frame."""
+        if self._canvas is None:
+            self._canvas = Canvas.of(self.predictor.world)
+        return self._canvas
 
     async def decode(self, image: Image.Image) -> torch.Tensor:
         """A probed upload decoded in the decode pool: (3, S, S)."""
@@ -42,13 +51,19 @@ class ServiceState:
     def _decode_timed(self, image: Image.Image) -> torch.Tensor:
         started = time.perf_counter()
         try:
-            return decode(image, self.predictor.image_size)
+            return decode(image, self.canvas)
         finally:
             self.metrics.decode_seconds.observe(time.perf_counter() - started)
 
     def model_json(self) -> dict:
         p = self.predictor
-        return {"name": p.name, "checkpoint_hash": p.checkpoint_hash, "image_size": p.image_size}
+        return {
+            "name": p.name,
+            "checkpoint_hash": p.checkpoint_hash,
+            "image_size": p.image_size,
+            "world": p.world.name,
+            "frame_rows": list(p.world.frame_rows),
+        }
 
     def inference_json(self, inference: Inference) -> dict:
         """The Inference's JSON plus `pixel`, where each object's centre appears in the image."""

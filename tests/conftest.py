@@ -62,3 +62,28 @@ def calibrated_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
     shutil.copy(tiny_checkpoint, path)
     assert main(["calibrate", "--checkpoint", str(path), "--n", "16", "--no-progress"]) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clevr_world(tmp_path_factory) -> Path:
+    """A shrunken copy of the clevr world folder (CLEVR's attributes and 320 x 240 frame,
+    a 32-pixel canvas, at most 3 objects): for tests of attributes and the letterbox."""
+    import yaml
+
+    from air3d.renderer.worlds import WORLDS_DIR
+
+    folder = tmp_path_factory.mktemp("worlds") / "tinyclevr"
+    shutil.copytree(WORLDS_DIR / "clevr", folder)
+    config = yaml.safe_load((folder / "world.yaml").read_text())
+    config.update(image_size=32, max_objects=3)
+    config["prior"]["count_probs"] = [0.1, 0.3, 0.3, 0.3]
+    (folder / "world.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clevr_checkpoint(tiny_clevr_world, tmp_path_factory) -> Path:
+    """A real AIR checkpoint of the tiny clevr world, trained a few steps (poor answers)."""
+    out = tmp_path_factory.mktemp("tiny_clevr_model")
+    train(tiny_train_config(out, world=str(tiny_clevr_world)))
+    return out / "model.pt"

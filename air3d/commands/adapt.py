@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from air3d.images import Canvas
 from air3d.model.adapt import AdaptConfig, Adapter, parse_schedule, read_images
 from air3d.model.checkpoint import load_checkpoint
 from air3d.renderer import World
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     world = World.from_dict(load_checkpoint(args.checkpoint)["world"])
-    images = read_images(args.images, world.image_size, args.limit)
+    images = read_images(args.images, Canvas.of(world), args.limit)
     print(f"adapting {args.checkpoint} to {len(images)} images from {args.images}")
     adapter = Adapter(args.checkpoint, images, args.out, config, args.work, args.resume)
     summary = adapter.run(progress=not args.no_progress)

@@ -1,6 +1,11 @@
 """`air3d evaluate --checkpoint C --data DIR`: accuracy and speed report of a model on a
 data set made by `air3d make-data`, as PREFIX.json and PREFIX.md (printed too).
 
+`--world NAME` evaluates the world's shipped model (assets/model/NAME.pt; --checkpoint
+overrides it), e.g. `air3d evaluate --world clevr --data DIR --scenes clevr_scenes.json`:
+count, shape and attribute accuracy, 3D centre error, set-prediction AP (shape and every
+attribute must match) beside the published figures for that world.
+
 Also `--abs` (the analysis-by-synthesis baseline instead of a model) and `--compare
 REPORT.json...` (several reports side by side in one Markdown table).
 """
@@ -27,7 +32,8 @@ from air3d.evaluation import (
     write_report,
 )
 from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
-from air3d.model import Predictor
+from air3d.model import Predictor, choose_checkpoint
+from air3d.model.shipped import check_world
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.worlds import kinds_of
 
@@ -41,14 +47,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate", help="report a model's accuracy and speed on a data set with ground truth"
     )
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", type=Path, help="model checkpoint to evaluate")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--checkpoint", type=Path, help="model checkpoint to evaluate (default: the world's)"
+    )
     what.add_argument(
         "--abs", action="store_true", help="evaluate analysis by synthesis (no model) instead"
     )
     what.add_argument(
         "--compare", type=Path, nargs="+", metavar="REPORT", help="report JSONs to tabulate"
     )
+    parser.add_argument(
+        "--world", default=None, help="a shipped world NAME: evaluate its shipped model "
+        "(assets/model/NAME.pt; tabletop, the default: default.pt)",
+    )  # fmt: skip
     parser.add_argument("--data", type=Path, help="data set directory (from make-data)")
     parser.add_argument(
         "--scenes",
@@ -103,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         # fit=False: the report is about the scenes and q's time; the fit's own accuracy and
         # cost are measured by evaluation/non_scenes.py and benchmarks/fit.py.
+        args.checkpoint = choose_checkpoint(args.checkpoint, args.world)
         predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects, fit=False)
+        check_world(predictor.world, args.world, args.checkpoint)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
     if args.scenes is not None:
@@ -204,6 +218,7 @@ def check_data(data: Path, world: World, shapes: ShapeLibrary) -> None:
 def _command_line(args: argparse.Namespace) -> str:
     words = ["air3d", "evaluate"]
     words += ["--abs"] if args.abs else ["--checkpoint", str(args.checkpoint)]
+    words += ["--world", args.world] if args.world is not None else []
     words += ["--data", str(args.data)]
     if args.scenes is not None:
         words += ["--scenes", str(args.scenes)]

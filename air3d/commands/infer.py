@@ -1,7 +1,8 @@
 """`air3d infer PATH... --out inferences.jsonl`: one JSON line per image, resumable.
 
-`--format clevr` writes OUT as a CLEVR scenes JSON instead (air3d/clevr_format.py); the
-resumable JSON lines then live beside it, in OUT.lines.jsonl.
+`--format clevr` writes OUT as a CLEVR scenes JSON instead (air3d/clevr_format.py: the
+world's attributes, pixel_coords in the world's frame); the resumable JSON lines then live
+beside it, in OUT.lines.jsonl. `--world NAME` infers with the world's shipped model.
 
 Under torchrun (`torchrun --nproc_per_node N -m air3d.cli infer ...`) each rank writes the
 shard OUT.rank{r}-of-{N} and rank 0 merges them into OUT at the end; `--merge` folds in
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from air3d.batch import current_shard, find_images, merge_shards, process_group, run_inference
 from air3d.batch.infer import DEFAULT_BATCH_SIZE, write_clevr_scenes
-from air3d.model import DEFAULT_CHECKPOINT, Predictor
+from air3d.model import Predictor, choose_checkpoint
 from air3d.model.refine import MAX_REFINE_STEPS
+from air3d.model.shipped import check_world
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -36,8 +38,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         "the lines in OUT.lines.jsonl",
     )
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model (default: shipped)"
+        "--checkpoint", type=Path, default=None, help="model (default: the world's shipped one)"
     )
+    parser.add_argument(
+        "--world", default=None, help="a shipped world NAME: infer with its shipped model "
+        "(assets/model/NAME.pt; tabletop, the default: default.pt)",
+    )  # fmt: skip
     parser.add_argument(
         "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per forward pass"
     )
@@ -81,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no .png/.jpg/.jpeg images in {', '.join(map(str, args.paths))}")
     shard = current_shard()
     device = shard.device(args.device)
+    checkpoint = choose_checkpoint(args.checkpoint, args.world)
     predictor = Predictor.from_checkpoint(
-        args.checkpoint, device, max_objects=args.max_objects, refine=args.refine
+        checkpoint, device, max_objects=args.max_objects, refine=args.refine
     )
+    check_world(predictor.world, args.world, checkpoint)
     with process_group(shard):
         summary = run_inference(
             predictor,

@@ -1,6 +1,8 @@
 """`air3d serve`: the HTTP service (uvicorn) on the shipped model, or AIR3D_CHECKPOINT.
 
-Settings come from the environment (AIR3D_*, see service/settings.py and the
+`--world NAME` serves the world's shipped model (assets/model/NAME.pt). A server serves one
+model, so one world: each answer names it (`model.world`); serve another world from another
+server. Settings come from the environment (AIR3D_*, see service/settings.py and the
 README); the flags below override them.
 """
 
@@ -12,7 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from air3d.model import DEFAULT_CHECKPOINT
+from air3d.model.shipped import check_world, shipped_checkpoint
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -22,6 +24,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="model (default: AIR3D_CHECKPOINT or shipped)"
     )
+    parser.add_argument(
+        "--world", default=None, help="serve this shipped world's model (assets/model/NAME.pt; "
+        "tabletop: default.pt) instead of AIR3D_CHECKPOINT; --checkpoint overrides it",
+    )  # fmt: skip
     parser.add_argument("--host", default=None, help="default: AIR3D_HOST or 127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: AIR3D_PORT or 8000")
     parser.add_argument(
@@ -38,13 +44,16 @@ def run(args: argparse.Namespace) -> int:
     from air3d.model import Predictor
     from air3d.service import Settings, create_app
 
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.world is not None:
+        checkpoint = shipped_checkpoint(args.world)
     settings = Settings.from_env(
-        checkpoint=args.checkpoint, host=args.host, port=args.port, device=args.device
+        checkpoint=checkpoint, host=args.host, port=args.port, device=args.device
     )
     if not settings.checkpoint.is_file():
         hint = (
-            " (the shipped default model is missing from this install)"
-            if settings.checkpoint == DEFAULT_CHECKPOINT
+            " (the shipped model of this world is missing from this install)"
+            if settings.checkpoint == shipped_checkpoint(args.world)
             else ""
         )
         raise ValueError(
@@ -62,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(settings.resolved_torch_threads())
     # Loaded here, not in the app's lifespan, so that a bad checkpoint is a one-line error.
     predictor = Predictor.from_checkpoint(settings.checkpoint, device)
-    print(f"air3d serve: {predictor.name} on {predictor.device}; once it is ready:")
+    check_world(predictor.world, args.world, settings.checkpoint)
+    print(
+        f"air3d serve: {predictor.name} (world {predictor.world.name}) on {predictor.device}; "
+        "once it is ready:"
+    )
     print(next_steps(settings.host, settings.port), flush=True)
     uvicorn.run(
         create_app(settings, predictor), host=settings.host, port=settings.port,

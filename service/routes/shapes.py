@@ -1,4 +1,5 @@
-"""GET /shapes: the shape library and the scene config the model was trained on."""
+"""GET /shapes: the kinds of object (each shape with each combination of the world's
+attribute values) and the scene config the model was trained on."""
 
 from __future__ import annotations
 
@@ -17,4 +18,8 @@ router = APIRouter(tags=["model"])
 @router.get("/shapes", response_model=ShapesOut, responses=responses(401, 503))
 def list_shapes(state: Annotated[ServiceState, Depends(get_state)]) -> dict:
     predictor = state.predictor
-    return {"shapes": predictor.shapes.to_dict()["shapes"], "world": predictor.world.to_dict()}
+    shapes = [
+        {**spec, "attributes": dict(spec["attributes"])}
+        for spec in predictor.shapes.to_dict()["shapes"]
+    ]
+    return {"shapes": shapes, "world": predictor.world.to_dict()}

@@ -42,7 +42,7 @@ async function analyze(blob) {
   if (!render.ok) throw new Error(`render ${render.status}: ${(await render.json()).detail}`);
   const drawn = await render.blob();
   $("reconstruction").src = URL.createObjectURL(drawn);
-  await showDifference(blob, drawn, body.model.image_size);
+  await showDifference(blob, drawn, body.model.image_size, frameRows(body.model));
   const found = `${body.count} object${body.count === 1 ? "" : "s"}`;
   state("done", body.fit && body.fit.not_a_scene
     ? `Not a scene: the ${found} found do not explain it (${fmt(body.timing_ms.total)} ms).`
@@ -100,19 +100,29 @@ async function copyJson() {
   $("copied").textContent = "Copied.";
 }
 
-// Both images at the model's input size, as the model saw the input; per pixel the mean
-// absolute difference over the colour channels, four times brighter (small ones show).
-async function showDifference(input, reconstruction, size) {
-  const pixels = async (blob) => {
-    const canvas = new OffscreenCanvas(size, size);
+// The rows [first, last) of the model's square input that hold the upload: all of them, or
+// a world's letterboxed frame (CLEVR's 320 x 240).
+function frameRows(model) {
+  return model.frame_rows || [0, model.image_size];
+}
+
+// Both images at the model's input size, as the model saw the input (the reconstruction's
+// frame rows only); per pixel the mean absolute difference over the colour channels, four
+// times brighter (small ones show).
+async function showDifference(input, reconstruction, size, [first, last]) {
+  const rows = last - first;
+  const pixels = async (blob, top) => {
+    const canvas = new OffscreenCanvas(size, rows);
     const context = canvas.getContext("2d");
-    context.drawImage(await createImageBitmap(blob), 0, 0, size, size);
-    return context.getImageData(0, 0, size, size);
+    const bitmap = await createImageBitmap(blob);
+    const height = top === null ? bitmap.height : rows;
+    context.drawImage(bitmap, 0, top || 0, bitmap.width, height, 0, 0, size, rows);
+    return context.getImageData(0, 0, size, rows);
   };
-  const [a, b] = await Promise.all([pixels(input), pixels(reconstruction)]);
-  const canvas = new OffscreenCanvas(size, size);
+  const [a, b] = await Promise.all([pixels(input, null), pixels(reconstruction, first)]);
+  const canvas = new OffscreenCanvas(size, rows);
   const context = canvas.getContext("2d");
-  const out = context.createImageData(size, size);
+  const out = context.createImageData(size, rows);
   let total = 0;
   for (let i = 0; i < a.data.length; i += 4) {
     const d = (Math.abs(a.data[i] - b.data[i]) + Math.abs(a.data[i + 1] - b.data[i + 1]) +
@@ -123,11 +133,28 @@ async function showDifference(input, reconstruction, size) {
   }
   context.putImageData(out, 0, 0);
   $("difference").src = URL.createObjectURL(await canvas.convertToBlob({ type: "image/png" }));
-  $("difference-value").textContent = `(mean ${(total / (size * size) / 255).toFixed(3)})`;
+  $("difference-value").textContent = `(mean ${(total / (size * rows) / 255).toFixed(3)})`;
+}
+
+// "red large metal cube": the world's attribute values (none in a world without), the shape.
+function describe(obj) {
+  const attributes = Object.keys(obj.attribute_probs || {});
+  return [...attributes.map((name) => obj[name]), obj.shape].join(" ");
+}
+
+// q's probability of each choice: the shape's, then each attribute's.
+function probabilities(obj) {
+  const probs = [`p(shape) ${fmt(obj.shape_probs[obj.shape])}`];
+  for (const [name, values] of Object.entries(obj.attribute_probs || {})) {
+    probs.push(`p(${name}) ${fmt(values[obj[name]])}`);
+  }
+  return probs.join(", ");
 }
 
 function showObjects(body) {
   const size = body.model.image_size;
+  const [first, last] = frameRows(body.model);
+  $("input-frame").style.aspectRatio = `${size} / ${last - first}`;
   $("count").textContent = `(${body.count})`;
   $("model").textContent = `model ${body.model.name}, checkpoint ${body.model.checkpoint_hash}`;
   if (body.count === 0) {
@@ -140,17 +167,17 @@ function showObjects(body) {
     const li = document.createElement("li");
     li.className = "object";
     const [x, , z] = obj.position;
-    li.textContent = `${obj.shape} at x=${fmt(x)}, z=${fmt(z)}, yaw ${fmt(obj.yaw_deg)}°, ` +
-      `presence ${fmt(obj.presence)}, p(shape) ${fmt(obj.shape_probs[obj.shape])}`;
+    li.textContent = `${describe(obj)} at x=${fmt(x)}, z=${fmt(z)}, ` +
+      `yaw ${fmt(obj.yaw_deg)}°, presence ${fmt(obj.presence)}, ${probabilities(obj)}`;
     $("objects").append(li);
     const marker = document.createElement("div");
     marker.className = "marker";
     const label = document.createElement("span");
     label.textContent = String(i + 1);
     marker.append(label);
-    marker.title = `${i + 1}: ${obj.shape}`;
+    marker.title = `${i + 1}: ${describe(obj)}`;
     marker.style.left = `${(100 * obj.pixel[0]) / size}%`;
-    marker.style.top = `${(100 * obj.pixel[1]) / size}%`;
+    marker.style.top = `${(100 * (obj.pixel[1] - first)) / (last - first)}%`;
     $("input-frame").append(marker);
   });
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from air3d.clevr_format import (
     write_clevr,
 )
 from air3d.data import CLEVR_FILE, SCENES_FILE, load_dataset, make_dataset
-from air3d.renderer import Scene, SceneObject, SceneRenderer
+from air3d.renderer import Scene, SceneObject, SceneRenderer, open_world
+from air3d.renderer.camera import project, projection_matrix, to_pixels
 
 SCENE = Scene(
     (
@@ -103,3 +105,82 @@ def test_bad_files_name_the_field(tmp_path: Path, world, shapes) -> None:
     path.write_text(json.dumps({"scenes": [{"image_filename": "a", "objects": [bad_shape]}]}))
     with pytest.raises(ValueError, match="unknown shape 'torus'"):
         read_clevr(path, world, shapes)
+
+
+# ---- a world with attributes and a frame (the clevr world)
+
+
+def _clevr_scene(kinds) -> Scene:
+    big = kinds.spec("cube", {"color": "red", "size": "large", "material": "metal"})
+    small = kinds.spec("sphere", {"color": "cyan", "size": "small", "material": "rubber"})
+    return Scene(
+        (
+            SceneObject("cube", (1.0, big.height / 2, -2.0), 30.0, big.attributes),
+            SceneObject("sphere", (-1.5, small.height / 2, 0.5), 0.0, small.attributes),
+        )
+    )
+
+
+def test_clevr_attributes_are_written_and_read_back(tmp_path: Path) -> None:
+    world, kinds = open_world("clevr")
+    scene = _clevr_scene(kinds)
+    record = scene_to_clevr(scene, "0.png", 0, world)
+    cube = record["objects"][0]
+    assert (cube["shape"], cube["color"], cube["size"], cube["material"]) == (
+        "cube", "red", "large", "metal",
+    )  # fmt: skip
+    assert cube["3d_coords"] == pytest.approx([1.0, 2.0, scene.objects[0].position[1]])
+    write_clevr(tmp_path / "s.json", clevr_document([record]))
+    assert read_clevr(tmp_path / "s.json", world, kinds) == [("0.png", scene)]
+    # a tabletop reader ignores the attributes it does not have
+    tabletop, shapes = open_world("tabletop")
+    [(_, flat)] = read_clevr(
+        tmp_path / "s.json", replace(tabletop, workspace=world.workspace), shapes
+    )
+    assert [o.attributes for o in flat.objects] == [(), ()]
+
+
+def test_clevr_attributes_missing_or_unknown_are_named(tmp_path: Path) -> None:
+    world, kinds = open_world("clevr")
+    record = scene_to_clevr(_clevr_scene(kinds), "0.png", 0, world)
+    del record["objects"][1]["material"]
+    write_clevr(tmp_path / "s.json", clevr_document([record]))
+    with pytest.raises(
+        ValueError, match=r"scenes\[0\].*objects\[1\]\.material: missing; known: rubber, metal"
+    ):
+        read_clevr(tmp_path / "s.json", world, kinds)
+    record["objects"][1]["material"] = "glass"
+    write_clevr(tmp_path / "s.json", clevr_document([record]))
+    with pytest.raises(ValueError, match="unknown material 'glass'"):
+        read_clevr(tmp_path / "s.json", world, kinds)
+
+
+def test_pixel_coords_are_in_the_frame_of_a_letterboxed_world() -> None:
+    world, kinds = open_world("clevr")
+    assert world.frame == (320, 240) and world.frame_rows == (12, 84)
+    # the camera looks at the origin: the centre of the canvas, so of the frame
+    [[col, row, _]] = pixel_coords([(0.0, 0.0, 0.0)], world)
+    assert (col, row) == (160, 120)
+    # elsewhere: the canvas pixel scaled by 320 / 96 across, rows shifted by the band
+    position = (2.0, 0.35, 2.5)
+    canvas = to_pixels(project(torch.tensor([position]), projection_matrix(world)), 96)[0]
+    [[col, row, _]] = pixel_coords([position], world)
+    assert (col, row) == (
+        math.floor(canvas[0] * 320 / 96),
+        math.floor((canvas[1] - 12) * 240 / 72),
+    )
+    assert 0 <= col < 320 and 0 <= row < 240
+
+
+def test_pixel_coords_land_on_the_object_in_a_frame_sized_rendering(tiny_clevr_world) -> None:
+    world, kinds = open_world(tiny_clevr_world)
+    scene = _clevr_scene(kinds)
+    renderer = SceneRenderer(world, kinds)
+    empty = renderer.render_scenes([Scene()])[0]
+    first, last = world.frame_rows
+    for obj in scene.objects:
+        image = renderer.render_scenes([Scene((obj,))])[0][:, first:last]  # the frame
+        frame = torch.nn.functional.interpolate(image[None], size=(240, 320))[0]
+        ground = torch.nn.functional.interpolate(empty[None, :, first:last], size=(240, 320))[0]
+        col, row, _ = pixel_coords([obj.position], world)[0]
+        assert (frame[:, row, col] - ground[:, row, col]).abs().max() > 0.05

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from air3d.data import load_dataset, make_dataset
-from air3d.renderer import SceneRenderer, ShapeLibrary, World
+from air3d.data import load_dataset, make_dataset, stored_image
+from air3d.renderer import SceneRenderer, ShapeLibrary, World, open_world
 
 
 def test_make_and_load_round_trip(tmp_path: Path, world: World, shapes: ShapeLibrary) -> None:
@@ -48,3 +49,18 @@ def test_empty_dataset(tmp_path: Path, world: World, shapes: ShapeLibrary) -> No
 def test_not_a_dataset(tmp_path: Path, world: World, shapes: ShapeLibrary) -> None:
     with pytest.raises(ValueError, match=r"not a data set \(no scenes\.jsonl\); make one with"):
         load_dataset(tmp_path, world, shapes)
+
+
+def test_a_framed_world_stores_the_frame_and_loads_back_the_canvas(tmp_path, tiny_clevr_world):
+    world, kinds = open_world(tiny_clevr_world)
+    make_dataset(tmp_path, 2, seed=1, world=world, shapes=kinds, progress=False)
+    assert Image.open(tmp_path / "images" / "000000.png").size == (32, 24)  # 320 x 240 shape
+    loaded = load_dataset(tmp_path, world, kinds)
+    with torch.no_grad():
+        drawn = SceneRenderer(world, kinds).render_scenes(loaded.scenes, "crisp")
+    # the frame's rows to 8-bit rounding, the bands exactly what the renderer paints
+    assert (loaded.images - drawn).abs().max() <= 0.5 / 255 + 1e-6
+    # a source that draws the frame's own shape (Blender at 320 x 240) is stored as it is
+    frame = torch.rand(3, 240, 320)
+    assert stored_image(frame, world) is frame
+    assert stored_image(torch.rand(3, 32, 32), world).shape == (3, 24, 32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,18 @@ from PIL import Image
 
 from air3d.images import (
     MAX_IMAGE_PIXELS,
+    Canvas,
     ImageError,
     ImageTooLargeError,
     UnsupportedImageError,
+    band_color,
     decode_image,
     encode_png,
     read_image,
+    to_canvas,
     to_pil,
 )
+from air3d.renderer import Scene, SceneRenderer, open_world
 
 
 def _encoded(fmt: str, size: tuple[int, int] = (20, 10), mode: str = "RGB") -> bytes:
@@ -129,3 +134,63 @@ def test_read_image_names_the_file(tmp_path: Path) -> None:
         read_image(gif, 8)
     with pytest.raises(ImageError, match=r"missing\.png: cannot read"):
         read_image(tmp_path / "missing.png", 8)
+
+
+# ---- the model's canvas: letterboxed in a world with a frame (CLEVR's 320 x 240)
+
+
+def _two_halves(size: tuple[int, int]) -> Image.Image:
+    """Top half red, bottom half blue."""
+    image = Image.new("RGB", size, (255, 0, 0))
+    image.paste((0, 0, 255), (0, size[1] // 2, size[0], size[1]))
+    return image
+
+
+def test_a_world_without_a_frame_fills_the_canvas(world) -> None:
+    assert Canvas.of(world) == Canvas(world.image_size)
+    image = _two_halves((40, 30))
+    torch.testing.assert_close(
+        to_canvas(image, Canvas.of(world)), to_canvas(image, world.image_size)
+    )
+    assert to_canvas(image, 16)[:, 0].mean((1,)).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_a_frame_goes_to_the_centred_rows_with_background_bands() -> None:
+    clevr, _ = open_world("clevr")
+    canvas = Canvas.of(clevr)
+    first, last = clevr.frame_rows
+    assert (canvas.size, canvas.rows) == (96, (12, 84)) == (clevr.image_size, (first, last))
+    image = to_canvas(_two_halves((320, 240)), canvas)
+    assert image.shape == (3, 96, 96)
+    torch.testing.assert_close(image[:, first], torch.tensor([1.0, 0, 0])[:, None].expand(3, 96))
+    torch.testing.assert_close(image[:, last - 1], torch.tensor([0, 0, 1.0])[:, None].expand(3, 96))
+    fill = torch.tensor(band_color(clevr))[:, None, None]
+    torch.testing.assert_close(image[:, :first], fill.expand(3, first, 96))
+    torch.testing.assert_close(image[:, last:], fill.expand(3, 96 - last, 96))
+    # sRGB-like tone: the 0.18 linear background is stored as 0.18 ** (1 / 2.2)
+    assert band_color(clevr) == pytest.approx((0.18 ** (1 / 2.2),) * 3, abs=1e-6)
+
+
+def test_bands_equal_what_the_renderer_writes_there() -> None:
+    clevr, kinds = open_world("clevr")
+    small = replace(clevr, image_size=24)
+    rendered = SceneRenderer(small, kinds).render_scenes([Scene()])[0]
+    loaded = to_canvas(_two_halves((320, 240)), Canvas.of(small))
+    first, last = small.frame_rows
+    assert (first, last) == (3, 21)
+    torch.testing.assert_close(loaded[:, :first], rendered[:, :first], atol=1e-6, rtol=0)
+    torch.testing.assert_close(loaded[:, last:], rendered[:, last:], atol=1e-6, rtol=0)
+
+
+def test_any_image_size_reaches_the_frame_and_jpegs_decode_in_draft(tmp_path: Path) -> None:
+    clevr, _ = open_world("clevr")
+    canvas = Canvas.of(clevr)
+    for size in [(320, 240), (1280, 960), (50, 50)]:
+        buffer = io.BytesIO()
+        _two_halves(size).save(buffer, format="JPEG", quality=95)
+        image = decode_image(buffer.getvalue(), canvas)
+        assert image.shape == (3, 96, 96)
+        assert image[0, 20].mean() > 0.9 and image[2, 80].mean() > 0.9  # red above, blue below
+    path = tmp_path / "frame.png"
+    _two_halves((320, 240)).save(path)
+    torch.testing.assert_close(read_image(path, canvas), to_canvas(_two_halves((320, 240)), canvas))

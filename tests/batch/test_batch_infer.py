@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 from batch_helpers import cli, read_lines, subprocess_env
+from PIL import Image
 
 from air3d.batch import find_images, merge_shards
+from air3d.clevr_format import read_clevr
+from air3d.data import make_dataset
 from air3d.model import Predictor
+from air3d.renderer import open_world
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "service" / "static" / "examples"
 
@@ -227,8 +231,6 @@ def test_format_clevr_writes_a_clevr_scenes_file(workdir, tiny_checkpoint, world
             x, y, z = ours["position"]
             assert clevr["3d_coords"] == [x, -z, y] and clevr["presence"] == ours["presence"]
     # and it reads back into the same scenes
-    from air3d.clevr_format import read_clevr
-
     back = dict(read_clevr(workdir / "pred.json", world, shapes))
     assert len(back) == 6
 
@@ -276,3 +278,25 @@ def test_max_objects_caps_the_answers_and_is_bounded(workdir, capsys):
     assert (everything["count"], capped["count"]) == (3, 2)
     assert cli("infer", "three.png", "--out", "bad.jsonl", "--max-objects", 0) == 2
     assert "max_objects must be at least 1" in capsys.readouterr().err
+
+
+def test_format_clevr_writes_the_attributes_of_a_clevr_world(
+    tmp_path, tiny_clevr_world, tiny_clevr_checkpoint, monkeypatch
+):
+    world, kinds = open_world(tiny_clevr_world)
+    make_dataset(tmp_path, 3, seed=5, world=world, shapes=kinds, progress=False)
+    assert Image.open(tmp_path / "images" / "000000.png").size == (32, 24)  # the frame's rows
+    monkeypatch.chdir(tmp_path)
+    assert cli("infer", "images", "--out", "pred.json", "--format", "clevr", "--checkpoint",
+               tiny_clevr_checkpoint, "--device", "cpu", "--no-progress") == 0  # fmt: skip
+    scenes = json.loads((tmp_path / "pred.json").read_text())["scenes"]
+    objects = [obj for scene in scenes for obj in scene["objects"]]
+    assert len(scenes) == 3 and objects  # the tiny model answers something
+    for obj in objects:
+        assert obj["color"] in world.attribute("color").values
+        assert obj["size"] in ("large", "small") and obj["material"] in ("rubber", "metal")
+        col, row, _ = obj["pixel_coords"]  # in CLEVR's 320 x 240 frame, not the 32-pixel canvas
+        assert -320 < col < 640 and -240 < row < 480
+    back = read_clevr(tmp_path / "pred.json", world, kinds)
+    assert [len(scene.objects) for _, scene in back] == [len(s["objects"]) for s in scenes]
+    assert {o.attributes for _, s in back for o in s.objects} <= {k.attributes for k in kinds.specs}

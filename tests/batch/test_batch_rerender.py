@@ -13,8 +13,8 @@ from PIL import Image
 
 from air3d.batch.paths import assign_stems, output_stem
 from air3d.batch.rerender import load_items
-from air3d.images import read_image, to_pil
-from air3d.renderer import Scene, SceneRenderer
+from air3d.images import band_color, read_image, to_pil
+from air3d.renderer import Scene, SceneRenderer, open_world
 
 CUBE = {"shape": "cube", "position": [0.3, 0.25, -0.2], "yaw_deg": 30.0}
 
@@ -180,3 +180,38 @@ def test_bad_options_are_refused(tmp_path, option, capsys):
     inferences = write_lines(tmp_path / "inf.jsonl", [])
     assert cli("rerender", inferences, "--out", tmp_path / "rr", *option) == 2
     assert f"{option[0]} must be >= 1" in capsys.readouterr().err
+
+
+def test_rerender_draws_a_clevr_worlds_attributes(tmp_path, tiny_clevr_world, monkeypatch):
+    world, kinds = open_world(tiny_clevr_world)
+    red = {"shape": "cube", "color": "red", "size": "large", "material": "metal",
+           "position": [1.0, 0.7, 0.5], "yaw_deg": 20.0, "presence": 0.9}  # fmt: skip
+    blue = {**red, "color": "blue", "size": "small", "material": "rubber"}
+    Image.new("RGB", (320, 240), (90, 90, 90)).save(tmp_path / "frame.png")
+    monkeypatch.chdir(tmp_path)
+    lines = [{"source": "frame.png", "objects": [red]}, {"source": "b.png", "objects": [blue]}]
+    write_lines(tmp_path / "inf.jsonl", lines)
+    assert cli("rerender", "inf.jsonl", "--out", "rr", "--world", tiny_clevr_world,
+               "--compare", "--scale", 1, "--no-progress") == 0  # fmt: skip
+    renderer = SceneRenderer(world, kinds)
+    drawn = {}
+    for line in lines:
+        name = output_stem(line["source"]) + ".png"
+        got = read_image(tmp_path / "rr" / "renders" / name, world.image_size)
+        want = renderer.render_scenes([Scene.from_json(line, world, kinds)])[0]
+        assert (got - want).abs().max() <= 1 / 255 + 1e-6
+        drawn[line["objects"][0]["color"]] = got
+    changed = (drawn["red"] - drawn["blue"]).abs().sum(0) > 0.1
+    assert changed.any()  # a red large cube is not a blue small one
+    r, g, b = drawn["red"][:, changed].mean(1).tolist()
+    assert r > b  # where they differ, the red one is red
+    # the compare sheet's input is the 320 x 240 frame letterboxed on the 32-pixel canvas
+    sheet_path = tmp_path / "rr" / "sheets" / (output_stem("frame.png") + ".png")
+    sheet = np.asarray(Image.open(sheet_path), dtype=np.int16)
+    panel = sheet[22 : 22 + 32, 8 : 8 + 32]
+    first, last = world.frame_rows
+    assert np.abs(panel[first:last] - 90).max() <= 1
+    band = np.round(np.asarray(band_color(world)) * 255)
+    assert np.abs(panel[:first] - band).max() <= 1 and np.abs(panel[last:] - band).max() <= 1
+    index = (tmp_path / "rr" / "index.html").read_text()
+    assert "red large metal cube" in index and "blue small rubber cube" in index

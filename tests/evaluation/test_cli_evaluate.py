@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from air3d.clevr_format import read_clevr
 from air3d.cli import main
 from air3d.data import make_dataset
-from air3d.renderer import ShapeLibrary, World
+from air3d.renderer import ShapeLibrary, World, open_world
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,36 @@ def test_evaluate_reads_ground_truth_from_a_clevr_scenes_file(
     for key in ("count_accuracy", "shape_accuracy", "true_objects", "position_error_mean"):
         assert reports["clevr"]["metrics"][key] == pytest.approx(reports["jsonl"]["metrics"][key])
     assert reports["clevr"]["ap"] == reports["jsonl"]["ap"]
+
+
+def test_evaluate_a_clevr_world_model_on_clevr_ground_truth(
+    tiny_clevr_checkpoint: Path, tiny_clevr_world: Path, tmp_path: Path, capsys
+) -> None:
+    world, kinds = open_world(tiny_clevr_world)
+    data = tmp_path / "clevr_set"
+    make_dataset(data, n=4, seed=2, world=world, shapes=kinds, progress=False)
+    argv = [
+        "evaluate",
+        "--world",
+        str(tiny_clevr_world),
+        "--checkpoint",
+        str(tiny_clevr_checkpoint),
+    ]
+    argv += ["--data", str(data), "--scenes", str(data / "clevr_scenes.json")]
+    argv += ["--out", str(tmp_path / "r"), "--timing-calls", "0", "--no-progress"]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    m = report["metrics"]
+    assert report["world"] == "tinyclevr" and "--world" in report["command"]
+    assert set(m["attribute_accuracy"]) == {"color", "size", "material"}
+    assert report["ap"]["attributes"] == ["shape", "color", "size", "material"]
+    assert m["true_objects"] == sum(
+        len(s.objects) for _, s in read_clevr(data / "clevr_scenes.json", world, kinds)
+    )
+    if m["matched_objects"]:
+        assert m["center_error_mean"] >= 0 and 0 <= m["attribute_accuracy"]["color"] <= 1
+    assert "| size accuracy (matched objects) |" in capsys.readouterr().out
+    # --world names the checkpoint's world or none: another is refused in one line
+    argv = ["evaluate", "--world", "clevr", "--checkpoint", str(tiny_clevr_checkpoint)]
+    assert main([*argv, "--data", str(data)]) == 2
+    assert "is a model of world 'tinyclevr', not 'clevr'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from air3d.data import Dataset
 from air3d.evaluation import compare, evaluate, load_report, to_markdown, write_report
 from air3d.evaluation.report import reconstruction_mse
 from air3d.evaluation.targets import TARGETS, check_targets
-from air3d.renderer import Scene, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer import Scene, SceneObject, SceneRenderer, ShapeLibrary, World, open_world
 
 SCENES = [
     Scene(),
@@ -82,8 +82,8 @@ def test_an_oracle_meets_every_accuracy_target(world, shapes, dataset: Dataset) 
     )
     markdown = to_markdown(report)
     assert "## Set-prediction average precision" in markdown
-    assert "| AP inf | AP 1 | AP 0.5 | AP 0.25 | AP 0.125 | AP 0.0625 |" in markdown
-    assert "| 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in markdown
+    assert "| model | AP inf | AP 1 | AP 0.5 | AP 0.25 | AP 0.125 | AP 0.0625 |" in markdown
+    assert "| **lookup** | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in markdown
 
 
 @dataclass(frozen=True)
@@ -223,3 +223,58 @@ def test_targets_compare_in_the_right_direction() -> None:
         "timing": {"batch1_ms_per_image": 4.0},
     }
     assert [t["passed"] for t in check_targets(report)] == [True, False, True, False, True]
+
+
+def test_a_clevr_world_reports_attributes_centres_and_published_ap(tiny_clevr_world) -> None:
+    world, kinds = open_world(tiny_clevr_world)
+
+    def obj(shape, x, z, **attributes):
+        spec = kinds.spec(shape, attributes)
+        return SceneObject(shape, (x, spec.height / 2, z), 10.0, spec.attributes)
+
+    red = dict(color="red", size="large", material="metal")
+    truth = [
+        Scene(
+            (obj("cube", 1.0, -1.0, **red), obj("sphere", -1.5, 1.0, **{**red, "size": "small"}))
+        ),
+        Scene((obj("cylinder", 0.0, 2.0, color="cyan", size="large", material="rubber"),)),
+    ]
+    with torch.no_grad():
+        images = SceneRenderer(world, kinds).render_scenes(truth)
+    dataset = Dataset(images, truth, [Path("0.png"), Path("1.png")])
+    report = evaluate(LookupPredictor(world, kinds, images, truth), dataset, 2, 0)
+    m = report["metrics"]
+    assert report["world"] == "tinyclevr"
+    assert m["attribute_accuracy"] == {"color": 1.0, "size": 1.0, "material": 1.0}
+    assert m["all_attributes_accuracy"] == 1.0 and m["center_error_mean"] == 0.0
+    assert report["ap"]["attributes"] == ["shape", "color", "size", "material"]
+    assert set(report["ap"]["values"].values()) == {1.0}
+    # the cylinder answered blue and small: colour and size wrong for 1 of 3, and its
+    # centre 0.35 lower (half of a large cylinder's height minus half of a small one's)
+    wrong = [
+        truth[0],
+        Scene((obj("cylinder", 0.0, 2.0, color="blue", size="small", material="rubber"),)),
+    ]
+    report = evaluate(LookupPredictor(world, kinds, images, wrong), dataset, 2, 0)
+    m = report["metrics"]
+    assert m["attribute_accuracy"] == pytest.approx(
+        {"color": 2 / 3, "size": 2 / 3, "material": 1.0}
+    )
+    assert m["shape_accuracy"] == 1.0 and m["all_attributes_accuracy"] == pytest.approx(2 / 3)
+    high, low = (
+        kinds.spec("cylinder", {**red, "size": "large"}),
+        kinds.spec("cylinder", {**red, "size": "small"}),
+    )
+    assert m["center_error_mean"] == pytest.approx((high.height - low.height) / 2 / 3)
+    assert m["position_error_mean"] == 0.0
+    assert report["ap"]["values"]["inf"] == pytest.approx(2 / 3)  # hits [T, T, F] of 3
+    markdown = to_markdown(report)
+    assert "| color accuracy (matched objects) | 66.7% |" in markdown
+    assert "Slot Attention" not in markdown  # published rows belong to the clevr world only
+    markdown = to_markdown({**report, "world": "clevr"})
+    assert "| **lookup** | 66.7 |" in markdown
+    assert (
+        "| Slot Attention, supervised (Locatello et al. 2020) "
+        "| 94.3 | 86.7 | 56.0 | 10.8 | 0.9 | — |" in markdown
+    )
+    assert "| iDSPN 128x128, supervised (Zhang et al. 2022) | 98.8 |" in markdown

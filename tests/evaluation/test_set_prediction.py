@@ -130,3 +130,28 @@ def test_clevr_thresholds_and_keys():
         "0.125",
         "0.0625",
     ]
+
+
+def test_clevr_attributes_and_thresholds_worked_out_by_hand():
+    # 3 true objects. Ranked: a cube right in every attribute 0.2 away (conf 0.9); a sphere
+    # in the right place but large, not small (0.8: a miss at every threshold); a cylinder
+    # right in every attribute 0.6 away (0.7).
+    # inf and 1: hits [T, F, T]: precision 1 to recall 1/3, 2/3 to recall 2/3: AP 5/9.
+    # 0.5 and 0.25: [T, F, F]: AP 1/3.  0.125 and 0.0625: nothing: AP 0.
+    red = dict(color="red", size="large", material="metal")
+    blue = dict(color="blue", size="small", material="rubber")
+    green = dict(color="green", size="large", material="rubber")
+    truths = [
+        [true("cube", **red), true("sphere", 2, **blue)],
+        [true("cylinder", 0, 0, 1, **green)],
+    ]
+    preds = [
+        [pred("cube", 0.9, 0.2, **red), pred("sphere", 0.8, 2, **{**blue, "size": "large"})],
+        [pred("cylinder", 0.7, 0, 0, 1.6, **green)],
+    ]
+    table = ap_table(truths, preds, CLEVR)
+    expected = [5 / 9, 5 / 9, 1 / 3, 1 / 3, 0.0, 0.0]
+    assert list(table.values()) == pytest.approx(expected)
+    # on shape alone the sphere is a hit: [T, T, T] at inf, [T, T, F] at 0.5
+    assert ap_table(truths, preds, SHAPE)["inf"] == pytest.approx(1.0)
+    assert ap_table(truths, preds, SHAPE)["0.5"] == pytest.approx(2 / 3)

@@ -18,7 +18,7 @@ from air3d.images import to_pil
 from air3d.model import Predictor
 from air3d.model.adapt import AdaptConfig, Adapter, parse_schedule, read_images
 from air3d.model.checkpoint import load_checkpoint
-from air3d.model.predictor import DEFAULT_CHECKPOINT
+from air3d.model.shipped import DEFAULT_CHECKPOINT
 from air3d.renderer import Scene, SceneRenderer
 from air3d.renderer.prior import sample_scenes
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from air3d.model import Predictor
-from air3d.model.predictor import DEFAULT_CHECKPOINT
+from air3d.model.shipped import DEFAULT_CHECKPOINT
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer
 from air3d.renderer.world import with_max_objects
 

@@ -15,6 +15,8 @@ import yaml
 
 from air3d.renderer import Scene, SceneBatch, SceneRenderer, World, open_world
 from air3d.renderer.prior import sample_scenes
+from air3d.renderer.prior_density import PriorDensity
+from air3d.renderer.search import SceneSearch
 from air3d.renderer.shapes import footprint_radius
 from air3d.renderer.visibility import sample_visible_scenes, visible_pixels
 from air3d.renderer.worlds import WORLDS_DIR, shipped_worlds
@@ -165,3 +167,23 @@ def test_visible_scenes_show_every_object(clevr) -> None:
     background = renderer(SceneBatch.from_scenes([Scene()], kinds))[0]
     covered = int(((drawn - background).abs().sum(0) > 1e-4)[first:last].sum())
     assert abs(int(visible_pixels(renderer, one)[0, 0]) - covered) <= covered * 0.3
+
+
+def test_a_sweep_fixes_attributes_one_factor_at_a_time(clevr) -> None:
+    world, kinds = clevr
+    swaps = kinds.swaps()
+    assert [t.shape[1] for t in swaps] == [3, 8, 2, 2]
+    k = kinds.index("cube", {"color": "red", "size": "small", "material": "metal"})
+    assert kinds.specs[swaps[1][k, 2]].label == "blue small metal cube"  # colour 2: blue
+    renderer = SceneRenderer(world, kinds)
+    search = SceneSearch(renderer, PriorDensity(world, kinds))
+    truth = sample_visible_scenes(renderer, 2, seed=11)
+    batch = SceneBatch.from_scenes(truth, kinds)
+    with torch.no_grad():
+        target = renderer(batch)
+    wrong = batch.shape.clone()
+    wrong[:, 0] = torch.as_tensor(swaps[1])[wrong[:, 0], 0]  # first objects turn gray...
+    wrong[:, 0] = torch.as_tensor(swaps[3])[wrong[:, 0], 1]  # ...and metal
+    guess = SceneBatch(wrong, batch.present, batch.xz, batch.yaw)
+    assert not torch.equal(guess.shape, batch.shape)
+    assert torch.equal(search.sweep_shapes(guess, target).shape, batch.shape)

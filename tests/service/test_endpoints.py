@@ -30,6 +30,8 @@ def test_infer_returns_objects_model_and_timing(client, predictor, index):
         "name": predictor.name,
         "checkpoint_hash": predictor.checkpoint_hash,
         "image_size": predictor.image_size,
+        "world": "tabletop",
+        "frame_rows": [0, predictor.image_size],
     }
     assert body["timing_ms"]["total"] >= body["timing_ms"]["infer"] >= 0
     for obj in body["objects"]:

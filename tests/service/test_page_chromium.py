@@ -158,3 +158,61 @@ def test_page_shows_fit_and_flag_when_present_and_fits_400_px(tmp_path):
     assert not hidden and "warning" not in css
     assert text.startswith("Fit: uncalibrated (log-likelihood 0.50 per pixel; run air3d calibrate")
     assert results["layout"] == [True, True, True], "the page does not fit 400 px"
+
+
+ATTRIBUTES_SCRIPT = """
+<script>
+  air3d.showAnswer({objects: [{shape: "cube", color: "red", size: "large", material: "metal",
+    position: [0.1, 0.7, -0.2], yaw_deg: 10, presence: 0.99, shape_probs: {cube: 0.9},
+    attribute_probs: {color: {red: 0.8, blue: 0.2}, size: {large: 0.7, small: 0.3},
+                      material: {rubber: 0.4, metal: 0.6}},
+    pixel: [12, 12]}], count: 1,
+    model: {name: "m", checkpoint_hash: "h", image_size: 24, world: "clevr",
+            frame_rows: [3, 21]}, timing_ms: {total: 1}});
+  const marker = document.querySelector(".marker");
+  document.body.dataset.results = JSON.stringify({
+    item: document.querySelector("#objects li").textContent,
+    title: marker.title, top: marker.style.top, left: marker.style.left,
+    aspect: document.getElementById("input-frame").style.aspectRatio,
+  });
+</script>
+"""
+
+
+def test_page_shows_each_objects_attributes_and_marks_the_frame(tmp_path):
+    """A clevr answer: the object's attribute values and their probabilities are listed, and
+    its marker is placed in the letterboxed frame's rows, not the whole square."""
+    static = ROOT / "service/static"
+    page = (static / "index.html").read_text()
+    page = page.replace('"/static/app.js"></script>', f'"{(static / "app.js").as_uri()}"></script>')
+    fixture = tmp_path / "page.html"
+    fixture.write_text(page.replace("</body>", ATTRIBUTES_SCRIPT + "</body>"))
+    dom = chromium(tmp_path, "--allow-file-access-from-files", "--dump-dom", fixture.as_uri())
+    found = re.search(r"data-results=\"([^\"]*)\"", dom.stdout)
+    assert found, dom.stderr[-2000:]
+    results = json.loads(html.unescape(found.group(1)))
+    assert results["item"] == (
+        "red large metal cube at x=0.10, z=-0.20, yaw 10.00°, presence 0.99, "
+        "p(shape) 0.90, p(color) 0.80, p(size) 0.70, p(material) 0.60"
+    )
+    assert results["title"] == "1: red large metal cube"
+    assert results["left"] == "50%" and results["top"] == "50%"  # row 12 of rows 3..21
+    assert results["aspect"] == "24 / 18"
+
+
+def test_page_runs_a_letterboxed_world_end_to_end(tiny_clevr_checkpoint, tmp_path):
+    """A clevr-world server: the page infers, renders and draws the difference over the
+    frame's rows (the reconstruction's bands are not compared)."""
+    with serving(tiny_clevr_checkpoint) as url:
+        files = {"image": ("2.png", example_png(2), "image/png")}
+        expected = httpx.post(f"{url}/infer", files=files, timeout=30).json()
+        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=2")
+    page = dom.stdout
+    assert 'data-state="done"' in page, dom.stderr[-2000:] + page[-3000:]
+    items = re.findall(r'<li class="object">([^<]*)</li>', page)
+    assert len(items) == expected["count"]
+    for item, obj in zip(items, expected["objects"], strict=True):
+        words = f"{obj['color']} {obj['size']} {obj['material']} {obj['shape']} at x="
+        assert item.startswith(words) and "p(material)" in item
+    assert re.search(r'id="difference-value">\(mean \d\.\d{3}\)', page)
+    assert "aspect-ratio: 32 / 24" in page

@@ -35,9 +35,19 @@ OPERATIONS = [
 
 @pytest.mark.parametrize("key", [None, "s3cret"], ids=["no key", "with a key"])
 def test_schemathesis_all_checks_pass(tiny_checkpoint, key, tmp_path):
+    run_all_checks(tiny_checkpoint, key, tmp_path)
+
+
+def test_schemathesis_all_checks_pass_in_a_world_with_attributes(tiny_clevr_checkpoint, tmp_path):
+    """The attributes' enums and `attribute_probs` in the schema: every scene it promises
+    renders, and every answer conforms to it."""
+    run_all_checks(tiny_clevr_checkpoint, None, tmp_path)
+
+
+def run_all_checks(checkpoint: Path, key: str | None, tmp_path: Path) -> None:
     env = {"AIR3D_API_KEY": key} if key else {}
     headers = ["-H", f"X-API-Key: {key}"] if key else []
-    with serving(tiny_checkpoint, **env) as url:
+    with serving(checkpoint, **env) as url:
         result = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
              "--checks", "all", "--max-examples", "30", "--seed", "1", *headers,

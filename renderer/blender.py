@@ -72,7 +72,8 @@ SRGB_GAMMA = 1.6  # a tone gamma at least this is written through the sRGB view 
 @dataclass(frozen=True)
 class BlenderConfig:
     samples: int = 64  # Cycles samples per pixel: more is less noise, linearly slower
-    sun_angle_deg: float = 3.0  # the sun's angular diameter: how soft shadow edges are
+    # the sun's angular diameter in a world without lamps: how soft shadow edges are
+    sun_angle_deg: float = 3.0
     max_bounces: int = 4  # light bounces between surfaces (0: direct light only)
     threads: int = 0  # CPU threads for Cycles; 0: as many as there are cores
     seed: int = 0  # Cycles' sampling seed, and with the scene the jitter's: same seed, same image
@@ -164,7 +165,7 @@ class BlenderRenderer:
         lamps = rng.uniform(-1.0, 1.0, (len(self.world.lamps), 3)) * config.lamp_jitter
         return (camera if config.camera_jitter else None), (lamps if config.lamp_jitter else None)
 
-    # -- the stage: render settings, world light, camera, sun, ground (once) -------------
+    # -- the stage: render settings, sky, camera, lamps or sun, floor or ground ---------
 
     def _build_stage(self) -> None:
         bpy, world, config = self.bpy, self.world, self.config

@@ -82,6 +82,9 @@ class BlenderConfig:
     # coordinates follow the moved camera, but the model assumes the world's.
     camera_jitter: float = 0.0
     lamp_jitter: float = 0.0
+    # OpenImageDenoise after sampling: 320x240 clevr, 32 samples denoised were nearer a
+    # 512-sample render than 64 without (RMSE 0.0066 vs 0.0076), in 3.6 s instead of 5.0
+    denoise: bool = False
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -185,7 +188,9 @@ class BlenderRenderer:
         cycles.device = "CPU"
         cycles.samples = config.samples
         cycles.use_adaptive_sampling = False
-        cycles.use_denoising = False
+        cycles.use_denoising = config.denoise
+        if config.denoise:
+            cycles.denoiser = "OPENIMAGEDENOISE"
         cycles.seed = config.seed
         cycles.max_bounces = config.max_bounces
         srgb = world.tone.gamma >= SRGB_GAMMA  # sRGB, as CLEVR; else linear, as our renderer

@@ -59,6 +59,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="--renderer blender: move each area lamp likewise (CLEVR: 1.0; default 0)",
     )
     parser.add_argument(
+        "--denoise",
+        action="store_true",
+        help="--renderer blender: denoise each image (OpenImageDenoise); 32 samples denoised "
+        "are cleaner than 64 without, and faster",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the images an interrupted run with the same settings left in --out and "
@@ -76,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.look is not None and args.renderer != "mujoco":
         raise ValueError("--look needs --renderer mujoco")
-    if (args.camera_jitter or args.lamp_jitter) and args.renderer != "blender":
-        raise ValueError("--camera-jitter and --lamp-jitter need --renderer blender")
+    if (args.camera_jitter or args.lamp_jitter or args.denoise) and args.renderer != "blender":
+        raise ValueError("--camera-jitter, --lamp-jitter and --denoise need --renderer blender")
     world, shapes = open_world(args.world)
     source = _source(args, world, shapes)
     make_dataset(
@@ -110,6 +116,9 @@ def _source(args: argparse.Namespace, world: World, shapes: ShapeLibrary) -> Ima
     from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # bpy only when asked
 
     config = BlenderConfig(
-        samples=args.samples, camera_jitter=args.camera_jitter, lamp_jitter=args.lamp_jitter
+        samples=args.samples,
+        camera_jitter=args.camera_jitter,
+        lamp_jitter=args.lamp_jitter,
+        denoise=args.denoise,
     )
     return BlenderRenderer(world, shapes, config)

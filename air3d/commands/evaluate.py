@@ -81,6 +81,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="let the model (or --abs) find up to this many objects (generalisation sets)",
     )
     parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        help="test-time refinement steps after q (render and compare; 0: q alone)",
+    )
+    parser.add_argument(
         "--ap-thresholds",
         type=float,
         nargs="+",
@@ -116,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
         # fit=False: the report is about the scenes and q's time; the fit's own accuracy and
         # cost are measured by evaluation/non_scenes.py and benchmarks/fit.py.
         args.checkpoint = choose_checkpoint(args.checkpoint, args.world)
-        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.max_objects, fit=False)
+        predictor = Predictor.from_checkpoint(
+            args.checkpoint, device, args.max_objects, refine=args.refine, fit=False
+        )
         check_world(predictor.world, args.world, args.checkpoint)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
@@ -222,7 +230,8 @@ def _command_line(args: argparse.Namespace) -> str:
     words += ["--data", str(args.data)]
     if args.scenes is not None:
         words += ["--scenes", str(args.scenes)]
-    for flag in ("limit", "batch_size", "device", "max_objects", "abs_steps", "abs_restarts"):
+    flags = ("limit", "batch_size", "device", "max_objects", "refine", "abs_steps", "abs_restarts")
+    for flag in flags:
         value = getattr(args, flag)
         if value is not None and not (args.abs and flag == "batch_size"):
             words += [f"--{flag.replace('_', '-')}", str(value)]

@@ -141,3 +141,18 @@ def test_evaluate_a_clevr_world_model_on_clevr_ground_truth(
     argv = ["evaluate", "--world", "clevr", "--checkpoint", str(tiny_clevr_checkpoint)]
     assert main([*argv, "--data", str(data)]) == 2
     assert "is a model of world 'tinyclevr', not 'clevr'" in capsys.readouterr().err
+
+
+def test_evaluate_with_refinement_records_it_and_refuses_too_many_steps(
+    tiny_clevr_checkpoint: Path, tiny_clevr_world: Path, tmp_path: Path, capsys
+) -> None:
+    world, kinds = open_world(tiny_clevr_world)
+    data = tmp_path / "clevr_set"
+    make_dataset(data, n=2, seed=3, world=world, shapes=kinds, progress=False)
+    argv = ["evaluate", "--checkpoint", str(tiny_clevr_checkpoint), "--data", str(data)]
+    argv += ["--timing-calls", "0", "--no-progress"]
+    assert main([*argv, "--refine", "1", "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "--refine 1" in report["command"] and report["images"] == 2
+    assert main([*argv, "--refine", "999"]) == 2
+    assert "refine: 999 steps" in capsys.readouterr().err

@@ -167,8 +167,9 @@ def test_a_frame_goes_to_the_centred_rows_with_background_bands() -> None:
     fill = torch.tensor(band_color(clevr))[:, None, None]
     torch.testing.assert_close(image[:, :first], fill.expand(3, first, 96))
     torch.testing.assert_close(image[:, last:], fill.expand(3, 96 - last, 96))
-    # sRGB-like tone: the 0.18 linear background is stored as 0.18 ** (1 / 2.2)
-    assert band_color(clevr) == pytest.approx((0.18 ** (1 / 2.2),) * 3, abs=1e-6)
+    # sRGB-like tone: the linear background b is stored as b ** (1 / 2.2)
+    stored = tuple(c ** (1 / clevr.tone.gamma) for c in clevr.background)
+    assert clevr.tone.gamma == 2.2 and band_color(clevr) == pytest.approx(stored, abs=1e-6)
 
 
 def test_bands_equal_what_the_renderer_writes_there() -> None:

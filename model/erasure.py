@@ -69,6 +69,20 @@ def supported(
     return result
 
 
+def distinct(answer: SceneBatch, min_distance: float) -> torch.Tensor:
+    """(B, N) presence with repeats dropped: a step whose object stands nearer than
+    min_distance to an object an earlier step kept is that object found twice (two steps
+    of q on one object, a crowded scene's failure), not a second object."""
+    present = answer.present.clone()
+    if min_distance <= 0:
+        return present
+    gap = torch.cdist(answer.xz, answer.xz)  # (B, N, N)
+    for n in range(1, present.shape[1]):
+        near = (gap[:, n, :n] < min_distance) & present[:, :n]
+        present[:, n] &= ~near.any(1)
+    return present
+
+
 def new_objects(found: SceneBatch, candidates: SceneBatch, min_distance: float) -> torch.Tensor:
     """Which present candidates (B, M) stand at least min_distance from every found object:
     a candidate nearer than that is the rim of an object already found, not a new one."""

@@ -14,19 +14,21 @@ from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
-from air3d.model.erasure import erase_found, new_objects, supported
+from air3d.model.erasure import distinct, erase_found, new_objects, supported
 from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.prior import min_centre_distance
 from air3d.renderer.scene import append_rows
 from air3d.renderer.world import with_max_objects
 
 # By default an answer may hold twice as many objects as q was trained on: the passes after
 # the first cost nothing on scenes where q stopped by itself (model/erasure.py).
 LOOK_AGAIN_FACTOR = 2
-# A candidate nearer than this fraction of the prior's minimum separation to an object
-# already found is what is left of that object (its rim), not a new one.
+# A candidate nearer than this fraction of the prior's least distance between two objects'
+# centres to an object already found is that object again (its rim, or a second step of q
+# on it), not a new one.
 MIN_DISTANCE_FACTOR = 0.5
 
 
@@ -243,7 +245,8 @@ class Predictor:
         answer, presence, shape_probs = self._q_pass(images, steps)
         last_found = answer.present.sum(1)
         drawings: Drawings | None = None
-        min_distance = MIN_DISTANCE_FACTOR * self.world.prior.min_separation
+        min_distance = MIN_DISTANCE_FACTOR * min_centre_distance(self.world, self.shapes)
+        answer = answer.with_present(distinct(answer, min_distance))
         while self.model.config.kind == "air":
             # q stopped by itself short of its steps (less one: it may stop early on crowded
             # scenes) where the pass found fewer: nothing is left there.

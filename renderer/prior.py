@@ -21,6 +21,16 @@ def shape_probabilities(world: World, shapes: ShapeLibrary) -> list[float]:
     return [shape_p[names.index(spec.name)] / per_shape for spec in shapes.specs]
 
 
+def min_centre_distance(world: World, shapes: ShapeLibrary) -> float:
+    """The least distance the prior allows between two objects' centres: min_separation,
+    or with min_gap the two smallest footprints plus the gap."""
+    distance = world.prior.min_separation
+    if world.prior.min_gap is not None:
+        smallest = min(footprint_radius(mesh) for mesh in shapes.meshes)
+        distance = max(distance, 2 * smallest + world.prior.min_gap)
+    return distance
+
+
 def sample_scenes(
     world: World, shapes: ShapeLibrary, n: int, seed: int, count: int | None = None
 ) -> list[Scene]:

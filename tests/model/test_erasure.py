@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from air3d.model.erasure import erase_found, new_objects, supported
+from air3d.model.erasure import distinct, erase_found, new_objects, supported
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer
 
 
@@ -55,3 +55,14 @@ def test_only_candidates_on_non_ground_pixels_are_supported(shapes, renderer):
     erased, fill, _ = erase_found(image, _batch(shapes), renderer)  # nothing found yet
     candidates = _batch(shapes, ("sphere", 0.6, 0.3), ("cube", -0.6, -0.4))
     assert supported(erased, fill, candidates, renderer).tolist() == [[True, False, False]]
+
+
+def test_distinct_drops_a_step_that_repeats_an_earlier_object() -> None:
+    xz = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [1.0, 0.0], [1.05, 0.05]]])
+    answer = SceneBatch(
+        torch.zeros(1, 4, dtype=torch.long), torch.tensor([[True, True, True, False]]),
+        xz, torch.zeros(1, 4),
+    )  # fmt: skip
+    assert distinct(answer, 0.3).tolist() == [[True, False, True, False]]
+    assert distinct(answer, 0.0).tolist() == answer.present.tolist()
+    assert distinct(answer, 2.0).tolist() == [[True, False, False, False]]

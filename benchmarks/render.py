@@ -225,6 +225,8 @@ def training(
     trainee = Trainee(ModelConfig(), world, shapes).to(device)
     optimizer = torch.optim.Adam(trainee.parameters(), lr=config.elbo_lr)
     rows = []
+    possible = [n for n, p in enumerate(world.prior.count_probs) if p > 0]
+    counts = f"{min(possible)}-{max(possible)}"
     for stage, size in (("sleep", config.batch_size), ("elbo", config.elbo_batch_size)):
         batch = SceneBatch.from_scenes(_scenes(world, shapes, None, size), shapes).to(device)
         with torch.no_grad():
@@ -241,7 +243,7 @@ def training(
 
         seconds = _median_seconds(step, device, repeats)
         rows.append(
-            f"| train: {stage} step | q + objective + backward + Adam | prior (0-3) | {size} "
+            f"| train: {stage} step | q + objective + backward + Adam | prior ({counts}) | {size} "
             f"| {size / seconds:.1f} images/s = {1 / seconds:.2f} steps/s | — | — | — |"
         )
     return rows

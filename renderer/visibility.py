@@ -56,8 +56,6 @@ def sample_visible_scenes(
         return scenes
     todo = list(range(n))
     for _ in range(100):
-        if not todo:
-            return scenes
         failing = []
         for start in range(0, len(todo), chunk):
             rows = todo[start : start + chunk]
@@ -65,6 +63,8 @@ def sample_visible_scenes(
             shown = visible_pixels(renderer, batch)
             hidden = ((shown < needed) & batch.present.to(shown.device)).any(1).tolist()
             failing += [i for i, bad in zip(rows, hidden, strict=True) if bad]
+        if not failing:
+            return scenes
         for i in failing:
             scenes[i] = sample_scene(world, shapes, rng, count)
         todo = failing

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ class ShapeLibrary:
     specs: tuple[ShapeSpec, ...]
     meshes: tuple[ShapeMesh, ...]
 
-    @property
+    # Derived from the specs once (the prior and SceneBatch look kinds up per object).
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """The shapes' names, each once, in manifest order."""
         return tuple(dict.fromkeys(spec.name for spec in self.specs))
@@ -73,7 +75,7 @@ class ShapeLibrary:
         """Each kind in words (ShapeSpec.label), in index order."""
         return tuple(spec.label for spec in self.specs)
 
-    @property
+    @cached_property
     def factors(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(("shape", names), (attribute, values), ...): the categorical choices a kind is
         made of, each value list in first-seen order."""
@@ -121,10 +123,17 @@ class ShapeLibrary:
                 what = "missing" if value is None else f"unknown {attribute} {value!r}"
                 raise ValueError(f"{attribute}: {what}; known: {', '.join(values)}")
         wanted = (name, *(attributes[a] for a, _ in self.factors[1:]))
-        for k, spec in enumerate(self.specs):
-            if (spec.name, *(value for _, value in spec.attributes)) == wanted:
-                return k
-        raise ValueError(f"no kind {' '.join(map(str, wanted))!r} in the library")
+        if wanted not in self._kinds:
+            raise ValueError(f"no kind {' '.join(map(str, wanted))!r} in the library")
+        return self._kinds[wanted]
+
+    @cached_property
+    def _kinds(self) -> dict[tuple[str, ...], int]:
+        """(shape, value, ...) -> kind index."""
+        return {
+            (spec.name, *(value for _, value in spec.attributes)): k
+            for k, spec in enumerate(self.specs)
+        }
 
     def spec(self, name: str, attributes: Mapping[str, str] | None = None) -> ShapeSpec:
         return self.specs[self.index(name, attributes)]

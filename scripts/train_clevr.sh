@@ -20,11 +20,19 @@ $air3d make-data --world clevr --renderer blender --n 200 --seed 77 --samples 32
 $air3d train --config configs/clevr.yaml --resume
 $air3d adapt --checkpoint runs/clevr/model.pt --images data/clevr-blender-unlabeled/images \
   --out runs/clevr-adapted.pt --schedule theta:100,sleep:1500 --pool-size 3000 \
-  --num-threads 2 --minutes 25 --resume
+  --num-threads 1 --minutes 25 --resume
+# The shipped model: 8,000 more sleep steps from the first run, then θ alone (the first
+# adapt's sleep stage was not kept), then the fit score's calibration.
+$air3d train --config configs/clevr.yaml init_from=runs/clevr/model.pt out=runs/clevr2 \
+  sleep_steps=8000 lr=5.0e-4 --resume
+$air3d adapt --checkpoint runs/clevr2/model.pt --images data/clevr-blender-unlabeled/images \
+  --out runs/clevr2-adapted.pt --schedule theta:100 --num-threads 1 --minutes 6
+cp runs/clevr2-adapted.pt assets/model/clevr.pt
+$air3d calibrate --checkpoint assets/model/clevr.pt --n 500
 
 mkdir -p reports/clevr
 ev() { $air3d evaluate --world clevr --no-progress "$@"; }
-for model in runs/clevr/model.pt runs/clevr-adapted.pt; do
+for model in runs/clevr/model.pt runs/clevr-adapted.pt runs/clevr2/model.pt runs/clevr2-adapted.pt; do
   name=$(basename "$model" .pt)
   for set in blender ours; do
     ev --checkpoint "$model" --data "data/clevr-$set-test" \

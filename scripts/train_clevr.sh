@@ -32,8 +32,9 @@ $air3d calibrate --checkpoint assets/model/clevr.pt --n 500
 
 mkdir -p reports/clevr
 ev() { $air3d evaluate --world clevr --no-progress "$@"; }
-for model in runs/clevr/model.pt runs/clevr-adapted.pt runs/clevr2/model.pt runs/clevr2-adapted.pt; do
-  name=$(basename "$model" .pt)
+for pair in sleep:runs/clevr/model.pt adapted:runs/clevr-adapted.pt \
+  sleep2:runs/clevr2/model.pt adapted2:runs/clevr2-adapted.pt; do
+  name=${pair%%:*} model=${pair#*:}
   for set in blender ours; do
     ev --checkpoint "$model" --data "data/clevr-$set-test" \
       --scenes "data/clevr-$set-test/clevr_scenes.json" --out "reports/clevr/$name-$set"

@@ -248,25 +248,26 @@ class SceneRenderer(torch.nn.Module):
                 found.append((pix_to_face, zbuf, origins[index].long(), scene_of[index]))
             return _merge(found, len(ndc), size)
 
-    def object_faces(self, batch: SceneBatch) -> list[int]:
-        """Face counts of the batch's objects in the order meshes() packs them (scene by
-        scene, shapes in manifest order, then slots): the `objects` of rasterize."""
+    def packed_objects(self, batch: SceneBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's present objects in the order meshes() packs them (scene by scene,
+        kinds in library order, then slots): their (scene, slot) (n, 2) and kinds (n,)."""
         present = batch.present.nonzero()  # (n, 2): scene, slot; row-major
         shape = batch.shape[present[:, 0], present[:, 1]]
         key = present[:, 0] * len(self._templates) + shape
         order = torch.sort(key, stable=True).indices
-        per_shape = torch.tensor([f.shape[0] for _, f in self._templates])
-        return per_shape[shape[order].cpu()].tolist()
+        return present[order], shape[order]
+
+    def object_faces(self, batch: SceneBatch) -> list[int]:
+        """Face counts of the batch's objects in packing order: the `objects` of rasterize."""
+        kinds = self.packed_objects(batch)[1].to(self.device)
+        return self._face_counts[kinds].tolist()
 
     def face_materials(self, batch: SceneBatch) -> torch.Tensor | None:
         """Each object face's (specular, shininess) (F, 2) in the order meshes() packs them;
         None when no kind of the library has a highlight (the matte worlds: no cost)."""
         if not self._shiny:
             return None
-        present = batch.present.nonzero()
-        shape = batch.shape[present[:, 0], present[:, 1]]
-        order = torch.sort(present[:, 0] * len(self._templates) + shape, stable=True).indices
-        kinds = shape[order].to(self.device)
+        kinds = self.packed_objects(batch)[1].to(self.device)
         return self._materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
 
     def face_colors(self, meshes: Meshes, materials: torch.Tensor | None = None) -> torch.Tensor:

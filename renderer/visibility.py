@@ -25,15 +25,12 @@ def visible_pixels(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
     meshes, objects = renderer.meshes(batch, ground=False), renderer.object_faces(batch)
     with torch.no_grad():
         face = renderer.rasterize(renderer.project(meshes), objects, "crisp")[..., 0]
-    # Packed faces -> objects in packing order -> (scene, slot) (see object_faces).
+    # Packed faces -> objects in packing order -> (scene, slot) (see packed_objects).
     object_of = torch.repeat_interleave(
         torch.arange(len(objects), device=renderer.device),
         torch.tensor(objects, device=renderer.device),
     )
-    present = batch.present.nonzero()
-    shape = batch.shape[present[:, 0], present[:, 1]]
-    order = torch.sort(present[:, 0] * len(renderer.shapes) + shape, stable=True).indices
-    slots = present[order]  # (n, 2) scene and slot of each packed object
+    slots = renderer.packed_objects(batch)[0]  # (n, 2) scene and slot of each packed object
     first, last = renderer.world.frame_rows
     seen = face[:, first:last][face[:, first:last] >= 0]
     per_object = torch.bincount(object_of[seen], minlength=len(objects))

@@ -44,13 +44,13 @@ def make_meshes(world: str = "tabletop") -> dict[str, trimesh.Trimesh]:
 
 
 def _clevr() -> dict[str, trimesh.Trimesh]:
-    """CLEVR's three shapes at its large size (size attributes scale them): a sphere and a
-    cylinder of radius r, and a cube of side 2 r / sqrt(2) (CLEVR divides a cube's r by
-    sqrt(2) so that its footprint matches the round shapes')."""
+    """CLEVR's three shapes at its large size (size attributes scale them): each has
+    half-extent r. The cube is full size, side 2 r: CLEVR's generator means to shrink cubes
+    by sqrt(2), but its test compares the name 'Cube' with the mesh's 'SmoothCube_v2' and
+    never fires, so CLEVR's images and scene files hold full-size cubes."""
     r = CLEVR_RADIUS
-    side = 2 * r / np.sqrt(2)
     return {
-        "cube": trimesh.creation.box(extents=(side, side, side)),
+        "cube": trimesh.creation.box(extents=(2 * r, 2 * r, 2 * r)),
         "sphere": trimesh.creation.icosphere(subdivisions=2, radius=r),
         "cylinder": trimesh.creation.cylinder(radius=r, height=2 * r, sections=CLEVR_SECTIONS),
     }

@@ -80,37 +80,53 @@ class SceneSearch:
                 self.prior.clamp_to_workspace(xz)
         return SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
 
-    def sweep_shapes(self, batch: SceneBatch, target: torch.Tensor) -> SceneBatch:
-        """One pass over the slots: each object takes, one factor at a time (its shape,
+    def sweep_shapes(
+        self, batch: SceneBatch, target: torch.Tensor, max_passes: int = 3
+    ) -> SceneBatch:
+        """Passes over the slots: each object takes, one factor at a time (its shape,
         then each attribute), the value that scores best, everything else fixed. The
         current value is among the candidates, so no scene's score falls. A world without
-        attributes tries every shape; CLEVR's tries 3 + 8 + 2 + 2 kinds, not 96."""
-        B, N = batch.shape.shape
+        attributes tries every shape; CLEVR's tries 3 + 8 + 2 + 2 kinds, not 96.
+
+        A pass that changed something is followed by another (up to `max_passes`): a
+        factor chosen while another was still wrong (a shape judged in the wrong colour)
+        gets a second look once the others are right."""
         shape = batch.shape.clone()
-        for table in self._swaps:
-            V = table.shape[1]
-            for n in range(N):
-                if not batch.present[:, n].any():
-                    continue
-                candidates = table.to(shape.device)[shape[:, n]]  # (B, V) kinds
-                variants = shape.repeat_interleave(V, dim=0)  # (B * V, N): scene b, value v
-                variants[:, n] = candidates.flatten()
-                trial = SceneBatch(
-                    variants,
-                    batch.present.repeat_interleave(V, 0),
-                    batch.xz.repeat_interleave(V, 0),
-                    batch.yaw.repeat_interleave(V, 0),
-                )
-                per_trial = target if len(target) == 1 else target.repeat_interleave(V, 0)
-                scores = self.score(trial, per_trial).view(B, V)
-                best_score, best = scores.max(1)
-                now = (candidates == shape[:, n : n + 1]).float().argmax(1, keepdim=True)
-                current = scores.gather(1, now)[:, 0]  # the current kind's score
-                # Strictly better only: on ties (e.g. a scene at -inf) the kind stays.
-                change = batch.present[:, n] & (best_score > current)
-                chosen = candidates.gather(1, best[:, None])[:, 0]
-                shape[:, n] = torch.where(change, chosen, shape[:, n])
+        for _ in range(max_passes):
+            before = shape.clone()
+            for table in self._swaps:
+                for n in range(shape.shape[1]):
+                    if batch.present[:, n].any():
+                        shape[:, n] = self._best_value(batch, shape, n, table, target)
+            if torch.equal(shape, before):
+                break
         return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
+
+    def _best_value(
+        self, batch: SceneBatch, shape: torch.Tensor, n: int, table: torch.Tensor,
+        target: torch.Tensor,
+    ) -> torch.Tensor:
+        """Slot n's kind (B,) after trying every value of one factor (`table`: kind ->
+        the kinds that differ from it in that factor alone, (K, V))."""
+        B, V = shape.shape[0], table.shape[1]
+        candidates = table.to(shape.device)[shape[:, n]]  # (B, V) kinds
+        variants = shape.repeat_interleave(V, dim=0)  # (B * V, N): scene b, value v
+        variants[:, n] = candidates.flatten()
+        trial = SceneBatch(
+            variants,
+            batch.present.repeat_interleave(V, 0),
+            batch.xz.repeat_interleave(V, 0),
+            batch.yaw.repeat_interleave(V, 0),
+        )
+        per_trial = target if len(target) == 1 else target.repeat_interleave(V, 0)
+        scores = self.score(trial, per_trial).view(B, V)
+        best_score, best = scores.max(1)
+        now = (candidates == shape[:, n : n + 1]).float().argmax(1, keepdim=True)
+        current = scores.gather(1, now)[:, 0]  # the current kind's score
+        # Strictly better only: on ties (e.g. a scene at -inf) the kind stays.
+        change = batch.present[:, n] & (best_score > current)
+        chosen = candidates.gather(1, best[:, None])[:, 0]
+        return torch.where(change, chosen, shape[:, n])
 
 
 def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -130,5 +130,7 @@ def test_windowed_rasterisation_picks_pytorch3d_faces(
             cull_backfaces=soft,
         )  # fmt: skip
         assert (whole >= 0).sum() > 100
-        assert (ours == whole).float().mean() > 0.9999  # ties in depth may swap two slots
+        # the same faces at every pixel; in the same order but where two tie in depth
+        assert torch.equal(ours.sort(-1).values, whole.sort(-1).values)
+        assert (ours == whole).float().mean() > 0.999
         assert ((ours >= 0) == (whole >= 0)).all()

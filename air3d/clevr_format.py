@@ -9,7 +9,9 @@ The attributes are the world's (`World.attributes`): the clevr world writes and 
 "color", "size" and "material" with CLEVR's value names; attributes a world lacks (the
 tabletop world has none: a shape's colour is part of the shape) are omitted when writing,
 not invented, and ignored when reading. CLEVR's "directions" and "relationships" (derived
-from the camera) are not written; readers here do not need them.
+from the camera) are not written; readers here do not need them. A scene seen from its own
+camera (Scene.camera: CLEVR's jittered one) records it as "camera_location" [X, Y, Z],
+which reading restores; `pixel_coords` follow that camera.
 
 Coordinates. CLEVR is z-up with the ground at Z = 0; ours is y-up with the ground at y = 0
 and +z towards the camera. The mapping is the rotation by +90 degrees about x:
@@ -28,6 +30,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +96,8 @@ def scene_to_clevr(
     extra: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One CLEVR scene record. `extra`: per-object keys to add (e.g. a model's presence)."""
-    pixels = pixel_coords([obj.position for obj in scene.objects], world)
+    seen = replace(world, camera=world.camera.moved_to(scene.camera))
+    pixels = pixel_coords([obj.position for obj in scene.objects], seen)
     objects = [
         {
             "shape": obj.shape,
@@ -105,11 +109,13 @@ def scene_to_clevr(
         }
         for i, (obj, pixel) in enumerate(zip(scene.objects, pixels, strict=True))
     ]
+    camera = {} if scene.camera is None else {"camera_location": to_clevr_coords(scene.camera)}
     return {
         "image_index": image_index,
         "image_filename": image_filename,
         "split": split,
         "objects": objects,
+        **camera,
     }
 
 
@@ -138,9 +144,14 @@ def scene_from_clevr(record: Any, world: World, shapes: ShapeLibrary, where: str
                 "yaw_deg": obj.get("rotation", 0.0),
             }
         )
+    camera = record.get("camera_location")
+    if camera is not None:
+        if not isinstance(camera, list) or len(camera) != 3:
+            raise ValueError(f"{where}.camera_location: must be [X, Y, Z]")
+        camera = {"camera": {"position": list(from_clevr_coords(camera))}}
     roomy = with_max_objects(world, len(objects))  # data sets may hold more than the prior
     try:
-        return Scene.from_json({"objects": objects}, roomy, shapes)
+        return Scene.from_json({"objects": objects, **(camera or {})}, roomy, shapes)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
 

@@ -5,7 +5,7 @@ Layout of a data set directory:
                                240) the frame: a renderer's own frame-sized image, or the
                                frame's rows of our square canvas
     scenes.jsonl               one line per image: {"image": "images/000000.png", "objects": [...]}
-                               (and "camera" where the source moved it for that image)
+                               (and "camera" where the scene has its own: a jittered world)
     clevr_scenes.json          the same scenes in CLEVR's format (air3d/clevr_format.py), with
                                image_filename relative to the directory
     meta.json                  how it was made: n, seed, count override, renderer, world, shapes
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +31,6 @@ from air3d.clevr_format import (
     clevr_document,
     read_clevr,
     scene_to_clevr,
-    to_clevr_coords,
     write_clevr,
 )
 from air3d.images import Canvas, read_image, to_pil
@@ -46,10 +45,8 @@ CLEVR_FILE = "clevr_scenes.json"
 
 class ImageSource(Protocol):
     """Draws scenes: a list of Scenes to images (B, 3, H, W) in [0, 1], the world's square
-    canvas (S, S) or its frame (height, width).
-
-    A source that moves the camera per image (Blender's jitter) also has
-    `camera(scene) -> CameraConfig`: the ground truth's pixel coordinates follow it."""
+    canvas (S, S) or its frame (height, width), each from the scene's camera (Scene.camera)
+    where it has one, else the world's."""
 
     name: str  # recorded in meta.json ("pytorch3d", "blender", "mujoco")
 
@@ -102,16 +99,9 @@ def make_dataset(
             for i, image in zip(rows, images, strict=True):
                 _save_atomic(out / names[i], stored_image(image, world))
             bar.update(len(rows))
-    lines, clevr = [], []
-    for i, (scene, name) in enumerate(zip(scenes, names, strict=True)):
-        camera = source.camera(scene) if hasattr(source, "camera") else world.camera
-        seen = world if camera == world.camera else replace(world, camera=camera)
-        record = clevr_record = {}
-        if seen is not world:  # the camera this image was taken from
-            record = {"camera": asdict(camera)}
-            clevr_record = {"camera_location": to_clevr_coords(camera.position)}
-        lines.append(json.dumps({"image": name, **scene.to_json(), **record}))
-        clevr.append({**scene_to_clevr(scene, name, i, seen), **clevr_record})
+    named = list(zip(scenes, names, strict=True))
+    lines = [json.dumps({"image": name, **scene.to_json()}) for scene, name in named]
+    clevr = [scene_to_clevr(scene, name, i, world) for i, (scene, name) in enumerate(named)]
     _write_atomic(out / SCENES_FILE, "\n".join(lines) + ("\n" if lines else ""))
     write_clevr(out / CLEVR_FILE, clevr_document(clevr, renderer=source.name, seed=seed))
 

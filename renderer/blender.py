@@ -32,9 +32,10 @@ How the world's parameters become Blender's:
 - Colours are written as the world's tone says: gamma near 2.2 through Blender's "Standard"
   view transform (sRGB, as CLEVR's PNGs), else without one, as our renderer writes them
   (the stored 8-bit value is the linear intensity); the tone's exposure in stops.
-- Jitter (off by default: the ground truth, the prior and the model assume the world's
-  fixed camera): CLEVR moves the camera and the area lamps per image by uniform noise on
-  each axis; `camera(scene)` says where the camera was, drawn from the scene and the seed.
+- The camera is the scene's (`Scene.camera`, drawn by the prior in a world with camera
+  jitter, CLEVR's), else the world's. The area lamps move per image by uniform noise on
+  each axis (the world's `lamp_jitter`, CLEVR: 1.0; BlenderConfig.lamp_jitter overrides),
+  drawn from the scene and the seed: a nuisance of the image, not part of the scene.
 
 `bpy` is imported when a BlenderRenderer is made (install it with `pip install
 air3d[blender]`). Blender is one global state per process: a BlenderRenderer builds its
@@ -51,7 +52,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,10 @@ class BlenderConfig:
     sun_angle_deg: float = 3.0
     max_bounces: int = 4  # light bounces between surfaces (0: direct light only)
     threads: int = 0  # CPU threads for Cycles; 0: as many as there are cores
-    seed: int = 0  # Cycles' sampling seed, and with the scene the jitter's: same seed, same image
-    # Per image, uniform[-j, j] added to each axis of the camera's position (CLEVR: 0.5) and
-    # of each area lamp's (CLEVR: 1.0). 0: the world's own; the ground truth's pixel
-    # coordinates follow the moved camera, but the model assumes the world's.
-    camera_jitter: float = 0.0
-    lamp_jitter: float = 0.0
+    seed: int = 0  # Cycles' sampling seed, and with the scene the lamps': same seed, same image
+    # Per image, uniform[-j, j] added to each axis of each area lamp's position; None: the
+    # world's lamp_jitter (CLEVR: 1.0), 0: the lamps where the world puts them.
+    lamp_jitter: float | None = None
     # OpenImageDenoise after sampling: 320x240 clevr, 32 samples denoised were nearer a
     # 512-sample render than 64 without (RMSE 0.0066 vs 0.0076), in 3.6 s instead of 5.0
     denoise: bool = False
@@ -89,8 +88,8 @@ class BlenderConfig:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError(f"BlenderConfig.samples must be >= 1, got {self.samples}")
-        for name in ("max_bounces", "threads", "camera_jitter", "lamp_jitter"):
-            if getattr(self, name) < 0:
+        for name in ("max_bounces", "threads", "lamp_jitter"):
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"BlenderConfig.{name} must be >= 0, got {getattr(self, name)}")
 
 
@@ -147,26 +146,20 @@ class BlenderRenderer:
     def mask(self, scene: Scene) -> torch.Tensor:
         return self.render_one(scene, mask=True)
 
-    def camera(self, scene: Scene) -> CameraConfig:
-        """The camera that `scene` is rendered from: the world's, moved by the jitter."""
-        offset = self._jitter(scene)[0]
-        if offset is None:
-            return self.world.camera
-        eye = self.world.camera.position
-        position = tuple(float(p + d) for p, d in zip(eye, offset, strict=True))
-        return replace(self.world.camera, position=position)
+    @property
+    def lamp_jitter(self) -> float:
+        """How far the area lamps move per image: the config's, else the world's."""
+        jitter = self.config.lamp_jitter
+        return self.world.lamp_jitter if jitter is None else jitter
 
-    def _jitter(self, scene: Scene) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(camera offset (3,), lamp offsets (L, 3)) of this scene, None where off: drawn
-        from the seed and the scene itself, so a resumed run draws the same."""
-        config = self.config
-        if not (config.camera_jitter or config.lamp_jitter):
-            return None, None
+    def _lamp_offsets(self, scene: Scene) -> np.ndarray:
+        """(L, 3) this image's lamp offsets (zeros without jitter): drawn from the seed and
+        the scene itself, so a resumed run draws the same."""
+        if not self.lamp_jitter:
+            return np.zeros((len(self.world.lamps), 3))
         key = zlib.crc32(json.dumps(scene.to_json(), sort_keys=True).encode())
-        rng = np.random.default_rng([config.seed, key])
-        camera = rng.uniform(-1.0, 1.0, 3) * config.camera_jitter
-        lamps = rng.uniform(-1.0, 1.0, (len(self.world.lamps), 3)) * config.lamp_jitter
-        return (camera if config.camera_jitter else None), (lamps if config.lamp_jitter else None)
+        rng = np.random.default_rng([self.config.seed, key])
+        return rng.uniform(-1.0, 1.0, (len(self.world.lamps), 3)) * self.lamp_jitter
 
     # -- the stage: render settings, sky, camera, lamps or sun, floor or ground ---------
 
@@ -296,13 +289,11 @@ class BlenderRenderer:
         obj.rotation_quaternion = towards.to_track_quat("Z", "Y")
 
     def _place_camera_and_lamps(self, scene: Scene) -> None:
-        """The world's camera and lamps, moved by this scene's jitter (when on)."""
-        _aim_camera(self._camera, self.camera(scene))
-        lamp_offsets = self._jitter(scene)[1]
-        for i, (obj, lamp) in enumerate(zip(self._lamps, self.world.lamps, strict=True)):
-            moved = lamp_offsets is not None and lamp.kind == "area"
-            offset = lamp_offsets[i] if moved else np.zeros(3)
-            self._aim_lamp(obj, np.asarray(lamp.position) + offset)
+        """The scene's camera (else the world's), and the lamps moved by this image's jitter."""
+        _aim_camera(self._camera, self.world.camera.moved_to(scene.camera))
+        offsets = self._lamp_offsets(scene)
+        for obj, lamp, offset in zip(self._lamps, self.world.lamps, offsets, strict=True):
+            self._aim_lamp(obj, np.asarray(lamp.position) + (offset if lamp.kind == "area" else 0))
 
     def _build_sun(self, scene) -> None:
         from mathutils import Vector

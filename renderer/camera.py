@@ -40,6 +40,7 @@ def to_pixels(uv: torch.Tensor, image_size: int) -> torch.Tensor:
 def unproject_to_plane(uv: torch.Tensor, matrix: torch.Tensor, height: float) -> torch.Tensor:
     """Takes image coordinates (..., 2) in [-1, 1] to the (x, z) (..., 2) of the point on the
     horizontal plane y = height that appears there: the inverse of `project` on that plane.
+    `matrix` is (4, 4), or (..., 4, 4) broadcasting with uv's leading dimensions.
 
     With ndc = -uv and clip = [x, height, z, 1] @ M, each of ndc_i * clip_3 = clip_i is
     linear in (x, z): a 2 x 2 system per point.
@@ -48,9 +49,11 @@ def unproject_to_plane(uv: torch.Tensor, matrix: torch.Tensor, height: float) ->
     ndc = -uv
     rows = []
     for i in range(2):  # equation for ndc_i: a x + b z = c
-        a = M[0, i] - ndc[..., i] * M[0, 3]
-        b = M[2, i] - ndc[..., i] * M[2, 3]
-        c = ndc[..., i] * (height * M[1, 3] + M[3, 3]) - (height * M[1, i] + M[3, i])
+        a = M[..., 0, i] - ndc[..., i] * M[..., 0, 3]
+        b = M[..., 2, i] - ndc[..., i] * M[..., 2, 3]
+        c = ndc[..., i] * (height * M[..., 1, 3] + M[..., 3, 3]) - (
+            height * M[..., 1, i] + M[..., 3, i]
+        )
         rows.append((a, b, c))
     (a0, b0, c0), (a1, b1, c1) = rows
     det = a0 * b1 - a1 * b0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from air3d.renderer.scene import Scene, SceneObject
 from air3d.renderer.shapes import ShapeLibrary, footprint_radius
-from air3d.renderer.world import World
+from air3d.renderer.world import CameraConfig, World
 
 _MAX_TRIES = 1000  # candidate positions per scene before it starts again
 _MAX_RESTARTS = 20
@@ -42,12 +44,13 @@ def sample_scenes(
 def sample_scene(
     world: World, shapes: ShapeLibrary, rng: np.random.Generator, count: int | None = None
 ) -> Scene:
-    """Draws one scene: a count, then kinds, positions (kept apart by the prior's rules)
-    and yaws.
+    """Draws one scene: the camera (in a world with camera jitter), a count, then kinds,
+    positions (kept apart by the prior's rules) and yaws.
 
     `count` overrides the prior's count (e.g. max_objects + 1 for generalisation tests).
     """
     prior = world.prior
+    camera = _camera(world, rng)
     if count is None:
         count = int(rng.choice(len(prior.count_probs), p=prior.count_probs))
     # Where spacing depends on the objects' sizes, the kinds are drawn first; otherwise
@@ -55,14 +58,25 @@ def sample_scene(
     sized = prior.min_gap is not None
     kinds = [_kind(world, shapes, rng) for _ in range(count)] if sized else []
     radii = [footprint_radius(shapes.meshes[k]) for k in kinds] if sized else [0.0] * count
-    xz = _place(world, rng, radii)
+    xz = _place(world, rng, radii, camera)
     objects = []
     for i, (x, z) in enumerate(xz):
         spec = shapes.specs[kinds[i] if sized else _kind(world, shapes, rng)]
         yaw = float(rng.uniform(0.0, 360.0))
         position = (float(x), spec.height / 2, float(z))
         objects.append(SceneObject(spec.name, position, yaw, spec.attributes))
-    return Scene(tuple(objects))
+    return Scene(tuple(objects), camera)
+
+
+def _camera(world: World, rng: np.random.Generator) -> tuple[float, float, float] | None:
+    """The scene's eye: the world camera's position moved by uniform[-jitter, jitter] on
+    each axis (CLEVR's camera_jitter); None (the world's camera) in a world without jitter,
+    which draws nothing, so its data sets stay as they were."""
+    jitter = world.camera.jitter
+    if jitter <= 0:
+        return None
+    eye = np.asarray(world.camera.position) + rng.uniform(-jitter, jitter, 3)
+    return tuple(float(c) for c in eye)  # type: ignore[return-value]
 
 
 def _kind(world: World, shapes: ShapeLibrary, rng: np.random.Generator) -> int:
@@ -76,12 +90,15 @@ def _kind(world: World, shapes: ShapeLibrary, rng: np.random.Generator) -> int:
     return shapes.index(name, values)
 
 
-def _place(world: World, rng: np.random.Generator, radii: list[float]) -> list[np.ndarray]:
+def _place(
+    world: World, rng: np.random.Generator, radii: list[float], eye: Sequence[float] | None
+) -> list[np.ndarray]:
     """Ground positions for objects of these footprint radii, each drawn uniformly over
-    the workspace until it keeps the prior's rules with the ones before; a scene that
-    runs out of tries starts again."""
+    the workspace until it keeps the prior's rules with the ones before (the directions
+    are the scene's camera's, at `eye`, as CLEVR's); a scene that runs out of tries starts
+    again."""
     ws, prior = world.workspace, world.prior
-    axes = _camera_ground_axes(world)
+    axes = _camera_ground_axes(world.camera.moved_to(eye))
     for _ in range(_MAX_RESTARTS):
         xz: list[np.ndarray] = []
         for _ in range(_MAX_TRIES):
@@ -115,9 +132,8 @@ def _apart(
     return True
 
 
-def _camera_ground_axes(world: World) -> np.ndarray:
+def _camera_ground_axes(cam: CameraConfig) -> np.ndarray:
     """(2, 2): the camera's right and forward directions on the ground plane (x, z), unit."""
-    cam = world.camera
     forward = np.asarray(cam.look_at) - np.asarray(cam.position)
     forward = np.array([forward[0], forward[2]])
     forward = forward / max(np.linalg.norm(forward), 1e-9)

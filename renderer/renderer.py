@@ -1,6 +1,7 @@
 """Batched differentiable rendering of SceneBatches with PyTorch3D.
 
-Two modes share one camera, light and set of meshes:
+Two modes share one light and set of meshes, and each scene its camera (the world's, or the
+one the scene carries: SceneBatch.eye):
 - "crisp": one face per pixel, no blur. For display and for data; no useful gradient at
   silhouettes.
 - "soft": SoftRas-style blending of several faces per pixel (Liu et al. 2019), so that
@@ -30,7 +31,9 @@ Where the time goes on CPU, and what this module does about it:
   the world's light has no specular term; with one, the highlight is evaluated at the
   face centre.
 - Crisp mode, like soft mode, rasterises the objects only and paints them over the
-  fixed image of the empty ground: the ground quad covered every pixel.
+  image of the empty ground: the ground quad covered every pixel. The ground's pixels are
+  found by casting each pixel's ray onto the plane (`_ground_pixels`), per camera: no
+  rasterising.
 - PyTorch3D's naive CPU rasteriser costs about a microsecond per pixel and mesh whatever
   the faces (it has no CPU binning), so each object is rasterised alone in a small
   window around its screen box, and the windows' fragments are merged (`rasterize`).
@@ -59,6 +62,7 @@ from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
 from air3d.renderer.appearance import Appearance
+from air3d.renderer.camera import unproject_to_plane
 from air3d.renderer.fragments import fragments, pixel_fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
@@ -93,35 +97,59 @@ class SceneRenderer(torch.nn.Module):
             torch.zeros(0, 3, dtype=torch.long, device=self.device),
             torch.zeros(0, 3, device=self.device),
         )
-        cam = world.camera
-        R, T = look_at_view_transform(
-            eye=(cam.position,), at=(cam.look_at,), up=(cam.up,), device=self.device
-        )
-        self.cameras = FoVPerspectiveCameras(
-            R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=self.device
-        )
+        self._eye = torch.tensor(world.camera.position, device=self.device)
+        self.cameras = self.cameras_at(self._eye[None])  # the world's
         self._projector = MeshRasterizer(cameras=self.cameras)  # world -> NDC (its transform)
-        self._eye = torch.tensor(cam.position, device=self.device)
         soft = world.rendering
         # Pixels farther than this from a face get (almost) no weight from it. The cut is at
         # 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the faces behind
         # it even at that weight, and dropping it would jump the colour.
         self._blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
-        with torch.no_grad():  # the empty ground's faces per pixel (H, W), -1: background
-            empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
-            ground = [self._ground[1].shape[0]]  # the quad's faces, one object
-            self._ground_faces = self.rasterize(self.project(empty), ground, "crisp")[0, ..., 0]
+        self._on_ground = self._ground_seen_by(self.cameras)  # (1, H, W)
 
-    def ground_image(self) -> torch.Tensor:
-        """What both modes paint their objects over: the lit empty ground (H, W, 3), linear.
-        Recomputed from the appearance at each render (two faces: cheap), so that it
-        follows a learned ground colour, light and background."""
-        faces = self._ground[0][self._ground[1]]  # (2, 3, 3)
-        albedo = self.appearance.ground_color().expand(faces.shape[0], 3)
-        colors = self._shade(faces, albedo)[self._ground_faces.clamp(min=0)]  # (H, W, 3)
-        return torch.where(
-            (self._ground_faces >= 0)[..., None], colors, self.appearance.background()
+    def cameras_at(self, eye: torch.Tensor) -> FoVPerspectiveCameras:
+        """PyTorch3D cameras at eye positions (B, 3), aimed as the world's camera (look-at,
+        up, field of view). Differentiable in eye."""
+        cam = self.world.camera
+        R, T = look_at_view_transform(
+            eye=eye,
+            at=torch.tensor(cam.look_at, device=eye.device).expand(len(eye), 3),
+            up=torch.tensor(cam.up, device=eye.device).expand(len(eye), 3),
+            device=eye.device,
         )
+        return FoVPerspectiveCameras(
+            R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=eye.device
+        )
+
+    def _ground_pixels(self, eye: torch.Tensor | None) -> torch.Tensor:
+        """(B, H, W) bool: the pixels that see the ground quad from eye (B, 3), or (1, H, W)
+        from the world's camera (eye None)."""
+        return self._on_ground if eye is None else self._ground_seen_by(self.cameras_at(eye))
+
+    def _ground_seen_by(self, cameras: FoVPerspectiveCameras) -> torch.Tensor:
+        """(B, H, W) bool: the pixels whose centre's ray meets the ground quad in front of
+        each camera (the plane y = 0 within the ground's half extent)."""
+        matrix = cameras.get_full_projection_transform().get_matrix()  # (B, 4, 4)
+        size = self.world.image_size
+        centres = (2.0 * torch.arange(size, device=self.device) + 1.0) / size - 1.0
+        rows, cols = torch.meshgrid(centres, centres, indexing="ij")
+        uv = torch.stack([cols, rows], -1)  # (H, W, 2), grid_sample's convention
+        M = matrix[:, None, None]  # (B, 1, 1, 4, 4)
+        xz = unproject_to_plane(uv, M, 0.0)  # (B, H, W, 2)
+        w = xz[..., 0] * M[..., 0, 3] + xz[..., 1] * M[..., 2, 3] + M[..., 3, 3]  # clip w
+        inside = (xz.abs() <= self.world.ground.half_extent).all(-1)
+        return (inside & (w > 0)).detach()
+
+    def ground_image(self, eye: torch.Tensor | None = None) -> torch.Tensor:
+        """What both modes paint their objects over: the lit empty ground (B, H, W, 3),
+        linear, seen from eye (B, 3) (None: the world's camera, B = 1). Recomputed from the
+        appearance at each render (cheap), so that it follows a learned ground colour,
+        light and background."""
+        faces = self._ground[0][self._ground[1]]  # (2, 3, 3), both facing up: one colour
+        albedo = self.appearance.ground_color().expand(faces.shape[0], 3)
+        color = self._shade(faces, albedo)[0]  # (3,)
+        on_ground = self._ground_pixels(eye)[..., None]  # (B, H, W, 1)
+        return torch.where(on_ground, color, self.appearance.background())
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
         """One mesh per scene: the ground (unless ground=False) plus every present object, posed.
@@ -154,20 +182,22 @@ class SceneRenderer(torch.nn.Module):
     def forward(self, batch: SceneBatch, mode: RenderMode = "crisp") -> torch.Tensor:
         if mode not in MODES:
             raise ValueError(f"unknown render mode {mode!r}; known: crisp, soft")
-        ground = self.ground_image()
+        batch = batch.to(self.device)
+        eye = batch.eye
+        ground = self.ground_image(eye)
         if len(batch) == 0:
-            return ground.new_zeros(0, *ground.shape).permute(0, 3, 1, 2)
+            return ground.new_zeros(0, *ground.shape[1:]).permute(0, 3, 1, 2)
         if not batch.present.any():  # nothing to rasterise (PyTorch3D needs one face)
             images = ground.expand(len(batch), -1, -1, -1)
         else:
             meshes, objects = self.meshes(batch, ground=False), self.object_faces(batch)
             materials = self.face_materials(batch)
             if self.appearance.casts_shadows():
-                ground = self._shadowed(ground, meshes, objects, mode)
+                ground = self._shadowed(ground, meshes, objects, mode, eye)
             if mode == "crisp":
-                images = self._paint(meshes, objects, ground, materials)
+                images = self._paint(meshes, objects, ground, materials, eye)
             else:
-                images = self._soft(meshes, objects, ground, materials)
+                images = self._soft(meshes, objects, ground, materials, eye)
         images = self._letterbox(images)
         return self.appearance.tone(images.permute(0, 3, 1, 2).clamp(0.0, 1.0))
 
@@ -182,11 +212,16 @@ class SceneRenderer(torch.nn.Module):
         return torch.where(outside, self.appearance.background(), images)
 
     def render_scenes(self, scenes: list[Scene], mode: RenderMode = "crisp") -> torch.Tensor:
-        return self(SceneBatch.from_scenes(scenes, self.shapes), mode)
+        """Scenes, each from its own camera where it carries one, else the world's."""
+        batch = SceneBatch.from_scenes(scenes, self.shapes, eye=self.world.camera.position)
+        return self(batch, mode)
 
-    def project(self, meshes: Meshes) -> Meshes:
-        """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it."""
-        return self._projector.transform(meshes)
+    def project(self, meshes: Meshes, eye: torch.Tensor | None = None) -> Meshes:
+        """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it,
+        each scene seen from its eye (B, 3) (None: all from the world's camera)."""
+        if eye is None:
+            return self._projector.transform(meshes)
+        return self._projector.transform(meshes, cameras=self.cameras_at(eye))
 
     def rasterize(self, ndc: Meshes, objects: list[int], mode: RenderMode) -> torch.Tensor:
         """PyTorch3D's choice of faces for scenes in NDC: pix_to_face (B, H, W, K), -1 empty.
@@ -270,20 +305,32 @@ class SceneRenderer(torch.nn.Module):
         kinds = self.packed_objects(batch)[1].to(self.device)
         return self._materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
 
-    def face_colors(self, meshes: Meshes, materials: torch.Tensor | None = None) -> torch.Tensor:
+    def face_colors(
+        self,
+        meshes: Meshes,
+        materials: torch.Tensor | None = None,
+        eye: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Each face's lit colour (F, 3): Phong shading with the appearance's light, once per
-        face; `materials` (F, 2) gives each face's highlight (None: matte). Differentiable
-        in the vertices and in the appearance."""
+        face; `materials` (F, 2) gives each face's highlight (None: matte), seen from each
+        scene's eye (B, 3) (None: the world's camera). Differentiable in the vertices and
+        in the appearance."""
         faces = meshes.faces_packed()
         albedo = meshes.textures.verts_features_packed()[faces[:, 0]]  # (F, 3)
-        return self._shade(meshes.verts_packed()[faces], albedo, materials)
+        viewer = self._eye if eye is None else eye[meshes.faces_packed_to_mesh_idx()]
+        return self._shade(meshes.verts_packed()[faces], albedo, materials, viewer)
 
     def _shade(
-        self, verts: torch.Tensor, albedo: torch.Tensor, materials: torch.Tensor | None = None
+        self,
+        verts: torch.Tensor,
+        albedo: torch.Tensor,
+        materials: torch.Tensor | None = None,
+        viewer: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Faces (F, 3, 3) of colour albedo (F, 3) to their lit colour (F, 3):
         ambient + diffuse * max(0, n . l), times the albedo, plus each face's Phong
-        highlight specular * (r . v) ** shininess seen from the camera at the face centre."""
+        highlight specular * (r . v) ** shininess seen from `viewer` ((F, 3) or (3,): the
+        camera's position) at the face centre."""
         direction = self.appearance.direction()
         # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
         # its CPU backward gives a gradient for a pure translation along z.
@@ -294,7 +341,7 @@ class SceneRenderer(torch.nn.Module):
         look = self.appearance
         colors = (look.ambient() + look.diffuse() * cos.clamp(min=0.0)) * albedo
         if materials is not None:
-            view = F.normalize(self._eye - verts.mean(1), dim=-1)
+            view = F.normalize(viewer - verts.mean(1), dim=-1)
             reflect = 2.0 * cos * normals - direction
             facing = (view * reflect).sum(-1, keepdim=True).clamp(min=1e-6)
             shine = facing.pow(materials[:, 1:]) * (cos > 0)
@@ -302,9 +349,15 @@ class SceneRenderer(torch.nn.Module):
         return colors
 
     def _shadowed(
-        self, ground: torch.Tensor, meshes: Meshes, objects: list[int], mode: RenderMode
+        self,
+        ground: torch.Tensor,
+        meshes: Meshes,
+        objects: list[int],
+        mode: RenderMode,
+        eye: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The ground image (H, W, 3) darkened by the objects' cast shadows, (B, H, W, 3).
+        """The ground image (1 or B, H, W, 3) darkened by the objects' cast shadows seen
+        from each scene's eye, (B, H, W, 3).
 
         Planar projected shadows (Blinn 1988, "Me and my (fake) shadow"): every vertex is
         moved along the light direction onto the table (y = 0), and the flattened objects
@@ -318,7 +371,7 @@ class SceneRenderer(torch.nn.Module):
         along = verts[:, 1:2] / direction[1].clamp(min=0.05)  # light from below: none
         flat = verts - along * direction
         flat = torch.stack([flat[:, 0], torch.zeros_like(flat[:, 1]), flat[:, 2]], -1)
-        ndc = self.project(meshes.offset_verts(flat - verts))
+        ndc = self.project(meshes.offset_verts(flat - verts), eye)
         face_verts = ndc.verts_packed()[ndc.faces_packed()]  # before rasterising: see _soft
         pix_to_face = self.rasterize(ndc, objects, mode)
         if mode == "crisp":
@@ -328,22 +381,22 @@ class SceneRenderer(torch.nn.Module):
             cover = _silhouette(pix_to_face, frags.dists, self.world)
         look = self.appearance
         lit = look.diffuse() * direction[1].clamp(min=0.0) * look.ground_color()  # (3,)
-        on_table = (self._ground_faces >= 0)[..., None]  # (H, W, 1)
+        on_table = self._ground_pixels(eye)[..., None]  # (1 or B, H, W, 1)
         return ground - look.shadow() * cover * on_table * lit
 
     def _paint(
-        self, meshes: Meshes, objects: list[int], under: torch.Tensor, materials=None
+        self, meshes: Meshes, objects: list[int], under: torch.Tensor, materials=None, eye=None
     ) -> torch.Tensor:
-        """Crisp: each pixel's nearest face colour over `under` (H, W, 3); (B, H, W, 3)."""
-        pix_to_face = self.rasterize(self.project(meshes), objects, "crisp")[..., 0]
-        colors = self.face_colors(meshes, materials)[pix_to_face.clamp(min=0)]  # (B, H, W, 3)
+        """Crisp: each pixel's nearest face colour over `under` (1 or B, H, W, 3); (B, H, W, 3)."""
+        pix_to_face = self.rasterize(self.project(meshes, eye), objects, "crisp")[..., 0]
+        colors = self.face_colors(meshes, materials, eye)[pix_to_face.clamp(min=0)]
         return torch.where((pix_to_face >= 0)[..., None], colors, under)
 
     def _soft(
-        self, meshes: Meshes, objects: list[int], ground: torch.Tensor, materials=None
+        self, meshes: Meshes, objects: list[int], ground: torch.Tensor, materials=None, eye=None
     ) -> torch.Tensor:
         """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
-        ndc = self.project(meshes)
+        ndc = self.project(meshes, eye)
         # Before rasterising: Meshes caches verts_packed, and the rasteriser, under no_grad,
         # would cache a copy without autograd history.
         face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
@@ -360,7 +413,7 @@ class SceneRenderer(torch.nn.Module):
             pix_to_face=faces[:, None, None], zbuf=zbuf[:, None, None], bary_coords=None,
             dists=dists[:, None, None],
         )  # fmt: skip
-        colors = self.face_colors(meshes, materials)[hit.pix_to_face.clamp(min=0)]  # (P,1,1,K,3)
+        colors = self.face_colors(meshes, materials, eye)[hit.pix_to_face.clamp(min=0)]
         cam, soft = self.world.camera, self.world.rendering
         blend = BlendParams(soft.soft_sigma, soft.soft_gamma, self.appearance.background())
         rgb = softmax_rgb_blend(colors, hit, blend, cam.znear, cam.zfar)[..., :3]

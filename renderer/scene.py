@@ -8,6 +8,10 @@ Positions are world coordinates of the object's centre, y up. Objects rest on th
 ground, so y follows from the shape: on input it is checked for being a finite number and
 then replaced by the resting height. Extra keys (`presence`, `shape_probs`, `count`, ...)
 are accepted and ignored.
+
+A scene may carry the camera it is seen from: {"camera": {"position": [x, y, z]}, ...}, the
+eye in world coordinates, aimed at the world camera's look-at with its up and field of view
+(a world with camera jitter, CLEVR's, moves it per scene). Absent: the world's camera.
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ class SceneObject:
 @dataclass(frozen=True)
 class Scene:
     objects: tuple[SceneObject, ...] = ()
+    camera: tuple[float, float, float] | None = None  # the eye's position; None: the world's
 
     def to_json(self) -> dict[str, Any]:
-        return {"objects": [obj.to_json() for obj in self.objects]}
+        camera = {} if self.camera is None else {"camera": {"position": list(self.camera)}}
+        return {"objects": [obj.to_json() for obj in self.objects], **camera}
 
     @classmethod
     def from_json(cls, data: Any, world: World, shapes: ShapeLibrary) -> Scene:
@@ -56,7 +62,29 @@ class Scene:
             raise ValueError(
                 f"objects: {len(items)} objects; at most max_objects={world.max_objects}"
             )
-        return cls(tuple(_object(i, item, world, shapes) for i, item in enumerate(items)))
+        objects = tuple(_object(i, item, world, shapes) for i, item in enumerate(items))
+        camera = data.get("camera")
+        return cls(objects, None if camera is None else _camera(camera, world))
+
+
+def _camera(item: Any, world: World) -> tuple[float, float, float]:
+    """The scene's eye position from {"position": [x, y, z]}: finite, above the ground, and
+    farther than the near plane from what it looks at."""
+    if not isinstance(item, dict) or "position" not in item:
+        raise ValueError('camera: must be a JSON object {"position": [x, y, z]}')
+    position = item["position"]
+    if not isinstance(position, list | tuple) or len(position) != 3:
+        raise ValueError("camera.position: must be a list of 3 numbers [x, y, z]")
+    eye = tuple(_finite(f"camera.position[{k}]", value) for k, value in enumerate(position))
+    if eye[1] <= 0:
+        raise ValueError(f"camera.position: y={eye[1]:g} is not above the ground (y > 0)")
+    cam = world.camera
+    if math.dist(eye, cam.look_at) <= cam.znear:
+        raise ValueError(
+            f"camera.position: {list(eye)} is within znear={cam.znear:g} of the look-at "
+            f"{list(cam.look_at)}"
+        )
+    return eye  # type: ignore[return-value]
 
 
 def _object(i: int, item: Any, world: World, shapes: ShapeLibrary) -> SceneObject:
@@ -105,37 +133,63 @@ class SceneBatch:
     present: (B, N) bool, whether the slot holds an object; False in empty slots
     xz:      (B, N, 2) float, ground-plane position (x, z) of the centre; 0 in empty slots
     yaw:     (B, N) float, radians about the vertical axis; 0 in empty slots
+    eye:     (B, 3) float, each scene's camera position (Scene.camera), or None: every
+             scene is seen from the world's camera
     """
 
     shape: torch.Tensor
     present: torch.Tensor
     xz: torch.Tensor
     yaw: torch.Tensor
+    eye: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.shape.shape[0]
 
     def to(self, device: torch.device | str) -> SceneBatch:
-        return SceneBatch(*(t.to(device) for t in (self.shape, self.present, self.xz, self.yaw)))
+        eye = None if self.eye is None else self.eye.to(device)
+        return SceneBatch(
+            *(t.to(device) for t in (self.shape, self.present, self.xz, self.yaw)), eye
+        )
 
     def __getitem__(self, rows: torch.Tensor | slice) -> SceneBatch:
         """The scenes at rows (an index tensor or a slice), all slots."""
-        return SceneBatch(self.shape[rows], self.present[rows], self.xz[rows], self.yaw[rows])
+        eye = None if self.eye is None else self.eye[rows]
+        return SceneBatch(self.shape[rows], self.present[rows], self.xz[rows], self.yaw[rows], eye)
 
     def with_present(self, present: torch.Tensor) -> SceneBatch:
         """The same slots with another presence mask (B, N)."""
-        return SceneBatch(self.shape, present, self.xz, self.yaw)
+        return SceneBatch(self.shape, present, self.xz, self.yaw, self.eye)
+
+    def with_slots(
+        self, shape: torch.Tensor, present: torch.Tensor, xz: torch.Tensor, yaw: torch.Tensor
+    ) -> SceneBatch:
+        """Other slots (B, N') seen from the same cameras."""
+        return SceneBatch(shape, present, xz, yaw, self.eye)
 
     def append(self, rows: torch.Tensor, more: SceneBatch) -> SceneBatch:
-        """M more slots per scene: more's (len(rows), M) slots at rows, empty elsewhere."""
+        """M more slots per scene: more's (len(rows), M) slots at rows, empty elsewhere; the
+        cameras stay this batch's."""
         mine = (self.shape, self.present, self.xz, self.yaw)
         theirs = (more.shape, more.present, more.xz, more.yaw)
-        return SceneBatch(*(append_rows(a, rows, b) for a, b in zip(mine, theirs, strict=True)))
+        grown = (append_rows(a, rows, b) for a, b in zip(mine, theirs, strict=True))
+        return self.with_slots(*grown)
+
+    def repeat_scenes(self, times: int) -> SceneBatch:
+        """Each scene `times` times in a row (B * times scenes): trials of variants."""
+        fields = (self.shape, self.present, self.xz, self.yaw, self.eye)
+        return SceneBatch(*(None if t is None else t.repeat_interleave(times, 0) for t in fields))
 
     @classmethod
     def from_scenes(
-        cls, scenes: Sequence[Scene], shapes: ShapeLibrary, slots: int | None = None
+        cls,
+        scenes: Sequence[Scene],
+        shapes: ShapeLibrary,
+        slots: int | None = None,
+        eye: Sequence[float] | None = None,
     ) -> SceneBatch:
+        """Scenes to tensors. `eye`: the camera position of scenes that carry none (the
+        world's); needed only when some scenes carry a camera and others do not."""
         slots = max([len(s.objects) for s in scenes] + [slots or 0, 1])
         batch = len(scenes)
         shape = torch.zeros(batch, slots, dtype=torch.long)
@@ -148,12 +202,13 @@ class SceneBatch:
                 present[b, n] = True
                 xz[b, n] = torch.tensor([obj.position[0], obj.position[2]])
                 yaw[b, n] = math.radians(obj.yaw_deg)
-        return cls(shape, present, xz, yaw)
+        return cls(shape, present, xz, yaw, _eyes(scenes, eye))
 
     def to_scenes(self, shapes: ShapeLibrary) -> list[Scene]:
         """Present slots in slot order; yaw wrapped to [0, 360)."""
         shape, present = self.shape.tolist(), self.present.tolist()
         xz, yaw = self.xz.detach().cpu().tolist(), self.yaw.detach().cpu().tolist()
+        eyes = None if self.eye is None else self.eye.detach().cpu().tolist()
         scenes = []
         for b in range(len(shape)):
             objects = []
@@ -166,8 +221,22 @@ class SceneBatch:
                 yaw_deg = 0.0 if yaw_deg == 360.0 else yaw_deg  # -1e-20 % 360 == 360.0
                 position = (x, spec.height / 2, z)
                 objects.append(SceneObject(spec.name, position, yaw_deg, spec.attributes))
-            scenes.append(Scene(tuple(objects)))
+            camera = None if eyes is None else tuple(eyes[b])
+            scenes.append(Scene(tuple(objects), camera))
         return scenes
+
+
+def _eyes(scenes: Sequence[Scene], default: Sequence[float] | None) -> torch.Tensor | None:
+    """(B, 3) the scenes' camera positions, `default` where a scene has none; None when no
+    scene has one."""
+    if all(scene.camera is None for scene in scenes):
+        return None
+    if default is None and any(scene.camera is None for scene in scenes):
+        raise ValueError(
+            "some scenes carry a camera and others do not: pass the world camera's position "
+            "as `eye` for the others"
+        )
+    return torch.tensor([scene.camera or tuple(default) for scene in scenes], dtype=torch.float32)
 
 
 def append_rows(values: torch.Tensor, rows: torch.Tensor, more: torch.Tensor) -> torch.Tensor:

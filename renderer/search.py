@@ -65,10 +65,10 @@ class SceneSearch:
         shape = batch.shape
         for step in range(steps):
             if step in sweep_at:
-                current = SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
+                current = batch.with_slots(shape, batch.present, xz.detach(), yaw.detach())
                 shape = self.sweep_shapes(current, target).shape
             sigma = blur_px * max(0.0, 1.0 - step / max(blur_until * steps, 1e-9))
-            rendered = self.renderer(SceneBatch(shape, batch.present, xz, yaw), "soft")
+            rendered = self.renderer(batch.with_slots(shape, batch.present, xz, yaw), "soft")
             observed = target.expand_as(rendered)
             log_lik = gaussian_log_likelihood(
                 blur(observed, sigma), blur(rendered, sigma), self.pixel_sigma
@@ -78,7 +78,7 @@ class SceneSearch:
             optimiser.step()
             with torch.no_grad():
                 self.prior.clamp_to_workspace(xz)
-        return SceneBatch(shape, batch.present, xz.detach(), yaw.detach())
+        return batch.with_slots(shape, batch.present, xz.detach(), yaw.detach())
 
     def sweep_shapes(
         self, batch: SceneBatch, target: torch.Tensor, max_passes: int = 3
@@ -100,7 +100,7 @@ class SceneSearch:
                         shape[:, n] = self._best_value(batch, shape, n, table, target)
             if torch.equal(shape, before):
                 break
-        return SceneBatch(shape, batch.present, batch.xz, batch.yaw)
+        return batch.with_slots(shape, batch.present, batch.xz, batch.yaw)
 
     def _best_value(
         self, batch: SceneBatch, shape: torch.Tensor, n: int, table: torch.Tensor,
@@ -112,12 +112,8 @@ class SceneSearch:
         candidates = table.to(shape.device)[shape[:, n]]  # (B, V) kinds
         variants = shape.repeat_interleave(V, dim=0)  # (B * V, N): scene b, value v
         variants[:, n] = candidates.flatten()
-        trial = SceneBatch(
-            variants,
-            batch.present.repeat_interleave(V, 0),
-            batch.xz.repeat_interleave(V, 0),
-            batch.yaw.repeat_interleave(V, 0),
-        )
+        repeated = batch.repeat_scenes(V)
+        trial = repeated.with_slots(variants, repeated.present, repeated.xz, repeated.yaw)
         per_trial = target if len(target) == 1 else target.repeat_interleave(V, 0)
         scores = self.score(trial, per_trial).view(B, V)
         best_score, best = scores.max(1)
@@ -155,7 +151,7 @@ def empty_scene(device: torch.device) -> SceneBatch:
 
 def take(batch: SceneBatch, index: torch.Tensor | list[int]) -> SceneBatch:
     """The scenes of the batch at `index`, in that order."""
-    return SceneBatch(batch.shape[index], batch.present[index], batch.xz[index], batch.yaw[index])
+    return batch[torch.as_tensor(index, dtype=torch.long)]
 
 
 def cat_objects(a: SceneBatch, b: SceneBatch) -> SceneBatch:

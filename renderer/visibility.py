@@ -24,7 +24,7 @@ def visible_pixels(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
         return counts
     meshes, objects = renderer.meshes(batch, ground=False), renderer.object_faces(batch)
     with torch.no_grad():
-        face = renderer.rasterize(renderer.project(meshes), objects, "crisp")[..., 0]
+        face = renderer.rasterize(renderer.project(meshes, batch.eye), objects, "crisp")[..., 0]
     # Packed faces -> objects in packing order -> (scene, slot) (see packed_objects).
     object_of = torch.repeat_interleave(
         torch.arange(len(objects), device=renderer.device),
@@ -56,7 +56,9 @@ def sample_visible_scenes(
         failing = []
         for start in range(0, len(todo), chunk):
             rows = todo[start : start + chunk]
-            batch = SceneBatch.from_scenes([scenes[i] for i in rows], shapes)
+            batch = SceneBatch.from_scenes(
+                [scenes[i] for i in rows], shapes, eye=world.camera.position
+            )
             shown = visible_pixels(renderer, batch)
             hidden = ((shown < needed) & batch.present.to(shown.device)).any(1).tolist()
             failing += [i for i, bad in zip(rows, hidden, strict=True) if bad]

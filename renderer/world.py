@@ -7,6 +7,7 @@ library); `renderer/worlds.py` finds and opens one by name or path.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ class CameraConfig:
     fov_deg: float
     znear: float
     zfar: float
+    # Per scene, uniform[-jitter, jitter] added to each axis of `position`, still aimed at
+    # `look_at` (CLEVR: 0.5). The prior draws it, the scene records it (Scene.camera).
+    jitter: float = 0.0
+
+    def moved_to(self, position: Sequence[float] | None) -> CameraConfig:
+        """This camera with its eye at `position` (None: where it is)."""
+        if position is None:
+            return self
+        return replace(self, position=tuple(float(c) for c in position))
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,9 @@ class World:
     frame: tuple[int, int] | None = None
     # Lights of physically based renderers (Blender); () there: light as `light` says.
     lamps: tuple[LampConfig, ...] = ()
+    # Per image, uniform[-lamp_jitter, lamp_jitter] added to each axis of every lamp's
+    # position (CLEVR: 1.0); a nuisance of the images, not a latent of the scene.
+    lamp_jitter: float = 0.0
     name: str = "custom"  # the world's folder name: what `--world NAME` finds
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +225,7 @@ class World:
                 attributes=_attributes(data.get("attributes") or {}),
                 frame=None if data.get("frame") is None else tuple(data["frame"]),
                 lamps=_lamps(data.get("lamps") or ()),
+                lamp_jitter=float(data.get("lamp_jitter", 0.0)),
                 name=str(data.get("name", "custom")),
             )
         except (KeyError, TypeError) as error:
@@ -329,6 +343,11 @@ def _check(world: World) -> None:
     ):
         raise ValueError(
             f"frame must be [width, height] with 0 < height <= width, got {world.frame}"
+        )
+    if not (world.camera.jitter >= 0 and world.lamp_jitter >= 0):
+        raise ValueError(
+            f"camera.jitter and lamp_jitter must be >= 0, got "
+            f"{world.camera.jitter} and {world.lamp_jitter}"
         )
     if world.image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {world.image_size}")

@@ -2,8 +2,9 @@
 
 `--renderer blender` draws the same scenes with Blender's Cycles (renderer/blender.py; needs
 `pip install air3d[blender]`) instead of our PyTorch3D renderer (in the clevr world: CLEVR's
-lamps and materials at its 320 x 240; `--camera-jitter 0.5 --lamp-jitter 1.0` moves camera
-and lamps per image as CLEVR does, the camera recorded per image); `--renderer mujoco` with
+lamps and materials at its 320 x 240, the lamps moved per image by the world's lamp_jitter);
+in a world with camera jitter (CLEVR's 0.5) each scene is drawn from its own camera, which
+the ground truth records; `--camera-jitter J` overrides the world's. `--renderer mujoco` with
 MuJoCo's OpenGL renderer (renderer/mujoco.py; `pip install air3d[mujoco]` and OSMesa),
 optionally in another look (`--look FILE`: light, colours, ground, tone; e.g.
 configs/look-mujoco.yaml), the unlabeled images that `air3d adapt` learns from.
@@ -12,6 +13,7 @@ configs/look-mujoco.yaml), the unlabeled images that `air3d adapt` learns from.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from air3d.data import ImageSource, make_dataset
@@ -48,15 +50,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--camera-jitter",
         type=float,
-        default=0.0,
-        help="--renderer blender: move the camera per image by uniform[-j, j] on each axis "
-        "(CLEVR: 0.5; default 0: the world's camera, which the model assumes)",
+        default=None,
+        help="move each scene's camera by uniform[-j, j] on each axis, still aimed at the "
+        "world's look-at (default: the world's camera.jitter; CLEVR 0.5; 0: a fixed camera)",
     )
     parser.add_argument(
         "--lamp-jitter",
         type=float,
-        default=0.0,
-        help="--renderer blender: move each area lamp likewise (CLEVR: 1.0; default 0)",
+        default=None,
+        help="--renderer blender: move each area lamp per image likewise (default: the "
+        "world's lamp_jitter; CLEVR 1.0)",
     )
     parser.add_argument(
         "--denoise",
@@ -82,9 +85,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.look is not None and args.renderer != "mujoco":
         raise ValueError("--look needs --renderer mujoco")
-    if (args.camera_jitter or args.lamp_jitter or args.denoise) and args.renderer != "blender":
-        raise ValueError("--camera-jitter, --lamp-jitter and --denoise need --renderer blender")
+    if (args.lamp_jitter is not None or args.denoise) and args.renderer != "blender":
+        raise ValueError("--lamp-jitter and --denoise need --renderer blender")
+    for name in ("camera_jitter", "lamp_jitter"):
+        if (getattr(args, name) or 0) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     world, shapes = open_world(args.world)
+    if args.camera_jitter is not None:
+        world = replace(world, camera=replace(world.camera, jitter=args.camera_jitter))
     source = _source(args, world, shapes)
     make_dataset(
         args.out,
@@ -115,10 +123,5 @@ def _source(args: argparse.Namespace, world: World, shapes: ShapeLibrary) -> Ima
         return MujocoRenderer(world, shapes, look, slots=args.count)
     from air3d.renderer.blender import BlenderConfig, BlenderRenderer  # bpy only when asked
 
-    config = BlenderConfig(
-        samples=args.samples,
-        camera_jitter=args.camera_jitter,
-        lamp_jitter=args.lamp_jitter,
-        denoise=args.denoise,
-    )
+    config = BlenderConfig(samples=args.samples, lamp_jitter=args.lamp_jitter, denoise=args.denoise)
     return BlenderRenderer(world, shapes, config)

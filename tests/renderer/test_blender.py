@@ -163,19 +163,53 @@ def test_the_material_colour_is_the_raw_attribute_value(clevr) -> None:
     assert bsdf["Metallic"].default_value == metal["metallic"]
 
 
-def test_jitter_moves_the_camera_per_scene_and_reproducibly(clevr) -> None:
-    world, shapes, _ = clevr
-    still = BlenderRenderer(world, shapes, BlenderConfig(samples=1))
-    assert still.camera(Scene((_sphere("metal"),))) == world.camera
-    moved = BlenderRenderer(world, shapes, BlenderConfig(samples=1, camera_jitter=0.5))
-    a, b = Scene((_sphere("metal"),)), Scene((_sphere("metal", x=1.0),))
-    offset = np.subtract(moved.camera(a).position, world.camera.position)
-    assert 0 < np.abs(offset).max() <= 0.5
-    assert moved.camera(a) == moved.camera(a) and moved.camera(a) != moved.camera(b)
-    lit = BlenderRenderer(world, shapes, BlenderConfig(samples=1, lamp_jitter=1.0))
-    lit.render_one(a)
-    key = np.asarray(lit._lamps[0].location) - blender_coords(world.lamps[0].position)
-    assert 0 < np.abs(key).max() <= 1.0 and lit.camera(a) == world.camera
+def test_the_scene_camera_places_blenders_and_the_lamps_jitter_per_image(clevr) -> None:
+    world, shapes, blender = clevr
+    eye = (7.0, 5.0, 7.0)
+    a, b = Scene((_sphere("metal"),), camera=eye), Scene((_sphere("metal", x=1.0),))
+    blender.render_one(a)
+    assert tuple(blender._camera.location) == pytest.approx(blender_coords(eye))
+    key = np.asarray(blender._lamps[0].location) - blender_coords(world.lamps[0].position)
+    assert 0 < np.abs(key).max() <= world.lamp_jitter == 1.0  # the world's lamp jitter
+    blender.render_one(b)  # no camera of its own: the world's; other lamps
+    assert tuple(blender._camera.location) == pytest.approx(blender_coords(world.camera.position))
+    assert not np.allclose(np.asarray(blender._lamps[0].location), key)
+    blender.render_one(a)  # the same image's lamps again
+    again = np.asarray(blender._lamps[0].location) - blender_coords(world.lamps[0].position)
+    assert again == pytest.approx(key)
+    still = BlenderRenderer(world, shapes, BlenderConfig(samples=1, lamp_jitter=0.0))
+    still.render_one(a)
+    assert tuple(still._lamps[0].location) == pytest.approx(blender_coords(world.lamps[0].position))
+
+
+def test_blender_projects_centres_within_a_pixel_of_ours_from_jittered_cameras() -> None:
+    # CLEVR's own pixel_coords come from Blender's world_to_camera_view: ours, at the full
+    # 320 x 240 frame, must agree for every object of prior scenes from jittered cameras
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from air3d.clevr_format import frame_pixels
+    from air3d.renderer.camera import project, projection_matrix, to_pixels
+    from air3d.renderer.prior import sample_scenes
+
+    world, shapes = open_world("clevr")
+    blender = BlenderRenderer(world, shapes, BlenderConfig(samples=1))
+    scenes = sample_scenes(world, shapes, 8, seed=3)
+    assert all(scene.camera is not None for scene in scenes)
+    width, height = world.frame
+    errors = []
+    for scene in scenes:
+        blender._place_camera_and_lamps(scene)
+        blender.bpy.context.view_layer.update()
+        seen = replace(world, camera=world.camera.moved_to(scene.camera))
+        centres = torch.tensor([obj.position for obj in scene.objects])
+        ours = frame_pixels(to_pixels(project(centres, projection_matrix(seen)), 96), seen)
+        for obj, (col, row) in zip(scene.objects, ours.tolist(), strict=True):
+            view = world_to_camera_view(
+                blender.bpy.context.scene, blender._camera, Vector(blender_coords(obj.position))
+            )
+            errors.append(max(abs(view.x * width - col), abs((1 - view.y) * height - row)))
+    assert len(errors) >= 24 and max(errors) < 1.0, max(errors)  # measured 0.0007 px
 
 
 def test_make_data_clevr_with_blender(tmp_path: Path, clevr_folder) -> None:
@@ -197,7 +231,8 @@ def test_make_data_clevr_with_blender(tmp_path: Path, clevr_folder) -> None:
         X, Y, Z = scene["camera_location"]
         assert line["camera"]["position"] == pytest.approx([X, Z, -Y])
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["renderer_config"]["camera_jitter"] == 0.5
+    assert meta["world"]["camera"]["jitter"] == 0.5
+    assert meta["renderer_config"]["lamp_jitter"] == 1.0
 
 
 def test_the_clevr_silhouette_overlaps_ours(clevr) -> None:

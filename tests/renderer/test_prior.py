@@ -71,3 +71,16 @@ def test_same_seed_same_scenes(world: World, shapes: ShapeLibrary) -> None:
 def test_impossible_count_is_refused(world: World, shapes: ShapeLibrary) -> None:
     with pytest.raises(ValueError, match=r"cannot place 40 objects min_separation=0\.75 apart"):
         sample_scene(world, shapes, np.random.default_rng(0), count=40)
+
+
+def test_the_camera_is_drawn_per_scene_only_where_the_world_jitters_it(
+    world: World, shapes: ShapeLibrary
+) -> None:
+    fixed = [sample_scene(world, shapes, np.random.default_rng(4)) for _ in range(5)]
+    assert all(scene.camera is None for scene in fixed)
+    jittery = dataclasses.replace(world, camera=dataclasses.replace(world.camera, jitter=0.5))
+    rng = np.random.default_rng(4)
+    moved = [sample_scene(jittery, shapes, rng) for _ in range(40)]
+    offsets = np.array([scene.camera for scene in moved]) - np.array(world.camera.position)
+    assert np.abs(offsets).max() <= 0.5 and np.abs(offsets).max() > 0.4
+    assert len({scene.camera for scene in moved}) == 40  # one camera per scene

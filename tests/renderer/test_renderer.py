@@ -253,3 +253,34 @@ def test_soft_blends_covered_pixels_as_the_dense_blend_does(
         grads.append(torch.cat([xz.grad.flatten(), yaw.grad.flatten()]))
     torch.testing.assert_close(images[0], images[1], atol=1e-6, rtol=0)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4 * grads[1].abs().max(), rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["crisp", "soft"])
+def test_each_scene_is_drawn_from_its_own_camera(
+    world: World, shapes: ShapeLibrary, renderer: SceneRenderer, mode: str
+) -> None:
+    """A scene's camera draws what a world with that camera draws, in a batch with scenes
+    seen from other cameras; at the world camera's own position it changes nothing."""
+    shadowed = dataclasses.replace(world, light=dataclasses.replace(world.light, shadow=0.5))
+    eyes = [(2.2, 2.6, 2.4), None, tuple(world.camera.position), (-1.5, 3.5, 2.5)]
+    scenes = [Scene(s.objects, eye) for s, eye in zip(MIXED_SCENES, eyes, strict=True)]
+    drawn = SceneRenderer(shadowed, shapes)
+    with torch.no_grad():
+        batched = drawn.render_scenes(scenes, mode)
+        for scene, image in zip(scenes, batched, strict=True):
+            moved = dataclasses.replace(shadowed, camera=world.camera.moved_to(scene.camera))
+            alone = SceneRenderer(moved, shapes).render_scenes([Scene(scene.objects)], mode)[0]
+            torch.testing.assert_close(image, alone, atol=1e-5, rtol=0)
+        fixed = drawn.render_scenes([Scene(s.objects) for s in scenes], mode)
+    torch.testing.assert_close(batched[1:3], fixed[1:3], atol=1e-6, rtol=0)
+    assert (batched[0] - fixed[0]).abs().amax() > 0.2  # the camera moved: another image
+    assert (batched[3] - fixed[3]).abs().amax() > 0.2
+
+
+def test_soft_gradients_reach_objects_seen_from_a_moved_camera(
+    renderer: SceneRenderer, shapes: ShapeLibrary
+) -> None:
+    batch = SceneBatch.from_scenes([Scene(MIXED_SCENES[2].objects, (2.0, 2.5, 2.5))], shapes)
+    xz = batch.xz.clone().requires_grad_(True)
+    renderer(batch.with_slots(batch.shape, batch.present, xz, batch.yaw), "soft").sum().backward()
+    assert (xz.grad[batch.present].abs().sum(-1) > 0).all()

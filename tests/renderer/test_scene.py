@@ -189,3 +189,42 @@ def test_scene_batch_to_device_keeps_values(shapes: ShapeLibrary) -> None:
     moved = batch.to("cpu")
     for name in ("shape", "present", "xz", "yaw"):
         assert torch.equal(getattr(moved, name), getattr(batch, name))
+
+
+@pytest.mark.parametrize(
+    ("camera", "message"),
+    [
+        ([1.0, 2.0, 3.0], r'camera: must be a JSON object \{"position": \[x, y, z\]\}'),
+        ({"eye": [1.0, 2.0, 3.0]}, r'camera: must be a JSON object \{"position"'),
+        ({"position": [1.0, 2.0]}, r"camera\.position: must be a list of 3 numbers"),
+        ({"position": [1.0, math.nan, 3.0]}, r"camera\.position\[1\]: must be finite"),
+        ({"position": [1.0, "2", 3.0]}, r"camera\.position\[1\]: must be a number"),
+        ({"position": [1.0, -0.5, 3.0]}, r"camera\.position: y=-0\.5 is not above the ground"),
+        ({"position": [0.0, 0.01, 0.1]}, r"camera\.position: .* is within znear=.* look-at"),
+    ],
+)
+def test_invalid_camera_is_refused_with_the_field_named(
+    world: World, shapes: ShapeLibrary, camera: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Scene.from_json({**_scene(), "camera": camera}, world, shapes)
+
+
+def test_a_scene_camera_round_trips_through_json_and_tensors(
+    world: World, shapes: ShapeLibrary
+) -> None:
+    data = {**_scene(), "camera": {"position": [1.5, 2.5, 3.0]}}
+    scene = Scene.from_json(data, world, shapes)
+    assert scene.camera == (1.5, 2.5, 3.0)
+    assert Scene.from_json(json.loads(json.dumps(scene.to_json())), world, shapes) == scene
+    assert "camera" not in Scene.from_json(_scene(), world, shapes).to_json()  # absent: absent
+    plain = Scene(scene.objects)
+    with pytest.raises(ValueError, match="some scenes carry a camera and others do not"):
+        SceneBatch.from_scenes([scene, plain], shapes)
+    batch = SceneBatch.from_scenes([scene, plain], shapes, eye=world.camera.position)
+    expected = torch.tensor([[1.5, 2.5, 3.0], list(world.camera.position)])
+    torch.testing.assert_close(batch.eye, expected)
+    torch.testing.assert_close(batch[torch.tensor([1])].eye, expected[1:])
+    assert batch.to_scenes(shapes)[0].camera == pytest.approx(scene.camera)
+    assert torch.equal(batch.repeat_scenes(2).eye[:2], batch.eye[:1].expand(2, 3))
+    assert SceneBatch.from_scenes([plain], shapes).eye is None

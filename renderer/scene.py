@@ -67,23 +67,33 @@ class Scene:
         return cls(objects, None if camera is None else _camera(camera, world))
 
 
+def camera_bounds(world: World) -> tuple[tuple[float, float], ...]:
+    """Where a scene's camera may stand: per axis (x, y, z) the [low, high] of its eye.
+    Within zfar / 2 of the look-at on each axis (so the look-at is inside the far plane),
+    and more than znear above it (y > low: the camera looks down on the ground, from
+    farther than the near plane)."""
+    cam = world.camera
+    reach = cam.zfar / 2
+    bounds = [(c - reach, c + reach) for c in cam.look_at]
+    bounds[1] = (cam.look_at[1] + cam.znear, cam.look_at[1] + reach)
+    return tuple(bounds)
+
+
 def _camera(item: Any, world: World) -> tuple[float, float, float]:
-    """The scene's eye position from {"position": [x, y, z]}: finite, above the ground, and
-    farther than the near plane from what it looks at."""
+    """The scene's eye position from {"position": [x, y, z]}, inside camera_bounds."""
     if not isinstance(item, dict) or "position" not in item:
         raise ValueError('camera: must be a JSON object {"position": [x, y, z]}')
     position = item["position"]
     if not isinstance(position, list | tuple) or len(position) != 3:
         raise ValueError("camera.position: must be a list of 3 numbers [x, y, z]")
     eye = tuple(_finite(f"camera.position[{k}]", value) for k, value in enumerate(position))
-    if eye[1] <= 0:
-        raise ValueError(f"camera.position: y={eye[1]:g} is not above the ground (y > 0)")
-    cam = world.camera
-    if math.dist(eye, cam.look_at) <= cam.znear:
-        raise ValueError(
-            f"camera.position: {list(eye)} is within znear={cam.znear:g} of the look-at "
-            f"{list(cam.look_at)}"
-        )
+    for k, (value, (low, high)) in enumerate(zip(eye, camera_bounds(world), strict=True)):
+        if not (low < value <= high if k == 1 else low <= value <= high):
+            interval = f"({low:g}, {high:g}]" if k == 1 else f"[{low:g}, {high:g}]"
+            raise ValueError(
+                f"camera.position[{k}]: {value:g} is outside {interval} (within zfar/2 of the "
+                "look-at, and more than znear above it)"
+            )
     return eye  # type: ignore[return-value]
 
 

@@ -151,7 +151,7 @@ def empty_scene(device: torch.device) -> SceneBatch:
 
 def take(batch: SceneBatch, index: torch.Tensor | list[int]) -> SceneBatch:
     """The scenes of the batch at `index`, in that order."""
-    return batch[torch.as_tensor(index, dtype=torch.long)]
+    return batch[index if isinstance(index, torch.Tensor) else torch.tensor(index)]
 
 
 def cat_objects(a: SceneBatch, b: SceneBatch) -> SceneBatch:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from air3d.model import Predictor
+from air3d.renderer.scene import camera_bounds
 
 
 def install_openapi(app: FastAPI, predictor: Predictor | None) -> None:
@@ -52,6 +53,12 @@ def _describe_world(schema: dict[str, Any], model: Predictor) -> None:
         {"type": "number", "minimum": ws.z[0], "maximum": ws.z[1]},
     ]
     components["SceneIn"]["properties"]["objects"]["maxItems"] = model.answer_world.max_objects
+    (x_low, x_high), (y_low, y_high), (z_low, z_high) = camera_bounds(model.answer_world)
+    components["CameraIn"]["properties"]["position"]["prefixItems"] = [
+        {"type": "number", "minimum": x_low, "maximum": x_high},
+        {"type": "number", "exclusiveMinimum": y_low, "maximum": y_high},
+        {"type": "number", "minimum": z_low, "maximum": z_high},
+    ]
     components["ObjectOut"]["properties"]["shape"]["enum"] = list(model.shapes.names)
     _describe_attributes(components, model.shapes.factors[1:])
 

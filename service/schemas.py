@@ -31,6 +31,18 @@ class ObjectIn(BaseModel):
     )  # fmt: skip
 
 
+class CameraIn(BaseModel):
+    """The camera a scene is seen from (a world with camera jitter gives each its own)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    position: list[float] = Field(
+        min_length=3, max_length=3, examples=[[7.5, 5.3, 6.5]],
+        description="[x, y, z] of the eye, y > 0 (above the ground), aimed at the world "
+        "camera's look-at with its up and field of view",
+    )  # fmt: skip
+
+
 class SceneIn(BaseModel):
     """A scene: exactly what POST /infer returns (extra keys are ignored)."""
 
@@ -44,6 +56,7 @@ class SceneIn(BaseModel):
     )  # fmt: skip
 
     objects: list[ObjectIn] = Field(description="at most max_objects (GET /shapes)")
+    camera: CameraIn | None = Field(default=None, description="absent: the world's camera")
 
 
 class ObjectOut(BaseModel):

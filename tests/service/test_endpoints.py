@@ -105,6 +105,17 @@ def test_render_differs_with_and_without_an_object(client):
     assert empty != one
 
 
+def test_render_draws_the_scene_from_its_camera(client, predictor):
+    cube = {"objects": [{"shape": "cube", "position": [0, 0, 0], "yaw_deg": 0}]}
+    plain = client.post("/render", json=cube).content
+    at_home = {**cube, "camera": {"position": list(predictor.world.camera.position)}}
+    assert client.post("/render", json=at_home).content == plain  # the world's: the same
+    moved = client.post("/render", json={**cube, "camera": {"position": [1.0, 2.0, 2.5]}})
+    assert moved.status_code == 200 and moved.content != plain
+    below = client.post("/render", json={**cube, "camera": {"position": [1.0, -2.0, 2.5]}})
+    assert below.status_code == 422 and "camera.position[1]" in below.json()["detail"]
+
+
 def test_shapes_lists_library_and_world(client, predictor):
     body = client.get("/shapes").json()
     assert [s["name"] for s in body["shapes"]] == list(predictor.shapes.names)

@@ -9,13 +9,13 @@ from air3d.evaluation.metrics import (
     yaw_error_deg,
 )
 from air3d.evaluation.report import evaluate, load_report, reconstruction_mse, write_report
-from air3d.evaluation.targets import TARGETS
+from air3d.evaluation.targets import Target, world_targets
 
 __all__ = [
-    "TARGETS",
     "AbsConfig",
     "AbsInference",
     "AbsPredictor",
+    "Target",
     "compare",
     "compare_scene",
     "compute_metrics",
@@ -25,5 +25,6 @@ __all__ = [
     "reconstruction_mse",
     "to_markdown",
     "write_report",
+    "world_targets",
     "yaw_error_deg",
 ]

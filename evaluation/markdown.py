@@ -8,7 +8,7 @@ from typing import Any
 
 from air3d.evaluation.metrics import NONE_LABEL
 from air3d.evaluation.published import PUBLISHED_NOTE, published_ap
-from air3d.evaluation.targets import TARGETS, Target, lookup
+from air3d.evaluation.targets import Target, lookup
 
 
 def fmt(value: Any, unit: str = "") -> str:
@@ -41,18 +41,26 @@ def _verdict(passed: bool | None) -> str:
 
 
 def targets_table(report: dict[str, Any]) -> str:
-    units = {t.key: t.unit for t in TARGETS}
+    """The report's targets (those of its world that apply to its data) as a table."""
+    if not report["targets"]:
+        return (
+            f"World `{report.get('world', 'n/a')}` declares no targets for this data (a "
+            "`targets:` section in its world.yaml sets them)."
+        )
     rows = [
         [
             t["label"],
-            fmt(t["value"], units.get(t["key"], "")),
-            f"{t['op'].replace('>=', '≥').replace('<=', '≤')} "
-            + fmt(t["threshold"], units.get(t["key"], "")),
+            fmt(t["value"], t.get("unit", "")),
+            f"{_op(t['op'])} {fmt(t['threshold'], t.get('unit', ''))}",
             _verdict(t["passed"]),
         ]
         for t in report["targets"]
     ]
     return _table(["metric", "value", "target", "result"], rows)
+
+
+def _op(op: str) -> str:
+    return op.replace(">=", "≥").replace("<=", "≤")
 
 
 # Headline rows: (label, dotted key, unit). Shared by the report and by `compare`.
@@ -131,7 +139,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     header = [
         f"- checkpoint: `{report.get('checkpoint_hash') or 'n/a'}`, world "
         f"`{report.get('world', 'n/a')}`",
-        f"- data: `{report.get('data', 'n/a')}`, {report['images']} images",
+        f"- data: `{report.get('data', 'n/a')}`, {report['images']} images, drawn by "
+        f"{report.get('renderer') or 'an unknown renderer'}",
         f"- device: {report['device']} ({report['cpu']}, {report['cpu_count']} cores, "
         f"{report['torch_threads']} torch threads); batched timing at batch "
         f"{timing['batch_size']}, batch-1 timing: median of {timing['batch1_calls']} calls",
@@ -155,7 +164,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     sections = [
         f"# Evaluation: {report['name']}",
         "\n".join(header),
-        "## Targets (issue 3)",
+        f"## Targets of world `{report.get('world', 'n/a')}`",
         targets_table(report),
         "## All metrics",
         _table(["metric", "value"], detail_rows),
@@ -184,20 +193,36 @@ def compare(
     reports: Sequence[dict[str, Any]],
     labels: Sequence[str] | None = None,
     rows: Sequence[tuple[str, str, str]] = HEADLINE,
+    targets: Sequence[Target] | None = None,
 ) -> str:
     """One Markdown table with the headline numbers of several reports side by side (e.g.
-    AIR, the supervised baseline, analysis by synthesis), plus the targets."""
+    AIR, the supervised baseline, analysis by synthesis), plus the targets: `targets`, else
+    those the first report was checked against."""
     labels = list(labels) if labels is not None else [r["name"] for r in reports]
     if len(labels) != len(reports):
         raise ValueError(f"{len(labels)} labels for {len(reports)} reports")
-    targets = {t.key: t for t in TARGETS}
+    if targets is None:
+        targets = _report_targets(reports[0]) if reports else ()
+    # The first target on a key is the one for any data (world.yaml lists those first).
+    by_key: dict[str, Target] = {}
+    for target in targets:
+        by_key.setdefault(target.key, target)
     body = []
     for label, key, unit in rows:
-        target = targets.get(key)
-        goal = "" if target is None else f"{target.op} {fmt(target.threshold, unit)}"
+        target = by_key.get(key)
+        goal = "" if target is None else f"{_op(target.op)} {fmt(target.threshold, unit)}"
         cells = [_cell(lookup(r, key), unit, target) for r in reports]
-        body.append([label, *cells, goal.replace(">=", "≥").replace("<=", "≤")])
+        body.append([label, *cells, goal])
     return _table(["metric", *labels, "target"], body) + "\n"
+
+
+def _report_targets(report: dict[str, Any]) -> tuple[Target, ...]:
+    """The targets a report was checked against (its `targets` entries)."""
+    fields = ("key", "label", "op", "threshold", "unit", "renderer")
+    return tuple(
+        Target(**{"unit": "", **{f: t[f] for f in fields if f in t}})
+        for t in report.get("targets", ())
+    )
 
 
 def _cell(value: Any, unit: str, target: Target | None) -> str:

@@ -1,6 +1,7 @@
 """The evaluation report: run a predictor over a data set, measure it, write JSON and Markdown.
 
-The goals live in targets.py, the Markdown in markdown.py.
+The goals (each world's own, from its world.yaml) live in targets.py, the Markdown in
+markdown.py.
 
 `evaluate` works with anything shaped like `air3d.model.Predictor` (see `PredictorLike`):
 the AIR model, the supervised baseline, or the analysis-by-synthesis baseline.
@@ -30,7 +31,7 @@ from air3d.evaluation.set_prediction import (
     TrueObject,
     ap_table,
 )
-from air3d.evaluation.targets import check_targets
+from air3d.evaluation.targets import Target, check_targets, world_targets
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 
 
@@ -61,6 +62,7 @@ def evaluate(
     info: dict[str, Any] | None = None,
     progress: bool = False,
     ap_thresholds: Sequence[float] = CLEVR_THRESHOLDS,
+    targets: Sequence[Target] | None = None,
 ) -> dict[str, Any]:
     """Runs `predictor` over `dataset` and returns the report as plain data.
 
@@ -69,8 +71,10 @@ def evaluate(
     timing_calls: single-image `infer` calls (after a warm-up) whose median is the
       batch-1 time per image; 0 skips them (then batch-1 time is only known when
       batch_size is 1). torch's thread count is left as it is, and recorded.
-    info: extra entries for the report's header (data directory, command line, ...).
+    info: extra entries for the report's header (data directory, command line, ...); its
+      "renderer" (what drew the data: meta.json's) picks the targets that apply.
     ap_thresholds: 3D centre distances (world units) of the set-prediction AP table.
+    targets: the goals to check (None: the predictor's world's, `world_targets`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -99,7 +103,9 @@ def evaluate(
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],
     }
-    report["targets"] = check_targets(report)
+    if targets is None:
+        targets = world_targets(world)
+    report["targets"] = check_targets(report, targets)
     return report
 
 

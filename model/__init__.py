@@ -6,6 +6,7 @@ from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.predictor import Inference, InferredObject, Predictor
 from air3d.model.shipped import DEFAULT_CHECKPOINT, choose_checkpoint, shipped_checkpoint
+from air3d.model.spatial import SpatialAIR
 
 __all__ = [
     "AIR",
@@ -15,6 +16,7 @@ __all__ = [
     "InferredObject",
     "ModelConfig",
     "Predictor",
+    "SpatialAIR",
     "build_model",
     "choose_checkpoint",
     "load_checkpoint",

@@ -16,7 +16,7 @@ identity and rotation rather than a learned code decoded by a VAE.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from air3d.model.latents import LatentSpace
 from air3d.model.networks import GlimpseEncoder, ImageEncoder, extract_glimpses, mlp
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.camera import projection_matrix
+
+if TYPE_CHECKING:
+    from air3d.model.spatial import CellGrid
 
 softplus = nn.functional.softplus
 
@@ -69,6 +72,11 @@ class StepOutput:
     shape: torch.Tensor  # (B,) long
     yaw: torch.Tensor  # (B,) radians
     alive_before: torch.Tensor  # (B,) bool: the step was reached (all earlier present)
+    # Spatial where only (model/spatial.py; None in AIR): the step's categorical over the
+    # feature map's C = h * w cells, the cell it chose, and the offset each cell proposes.
+    where_logits: torch.Tensor | None = None  # (B, C)
+    cell: torch.Tensor | None = None  # (B,) long
+    cell_offsets: torch.Tensor | None = None  # (B, C, 2) in cells, (x, y), each in (-1, 1)
 
 
 @dataclass
@@ -77,9 +85,21 @@ class AIROutput:
 
     steps: list[StepOutput]
     features: torch.Tensor  # (B, feature_dim) the image code
+    grid: CellGrid | None = None  # spatial where only: the map's cells <-> the ground
 
     def stack(self, name: str) -> torch.Tensor:
         return torch.stack([getattr(step, name) for step in self.steps], dim=1)
+
+
+def kind_value_matrix(shapes: ShapeLibrary) -> torch.Tensor:
+    """Takes a library to its (K, V) 0/1 matrix: kind k holds value v of some factor (shape
+    or attribute), the values of all factors side by side in the library's order."""
+    index = torch.as_tensor(shapes.factor_index())  # (K, A)
+    sizes = [len(values) for _, values in shapes.factors]
+    offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+    kinds = torch.zeros(len(shapes), sum(sizes))
+    kinds.scatter_(1, index + offsets, 1.0)
+    return kinds
 
 
 class AIR(nn.Module):
@@ -95,12 +115,8 @@ class AIR(nn.Module):
         # value of each (`factor_values`), and a kind's logit is the sum of its values'
         # (kinds (K, values) 0/1 matrix): softmax over kinds is then the product of one
         # softmax per attribute. In a world without attributes the matrix is the identity.
-        index = torch.as_tensor(shapes.factor_index())  # (K, A)
-        sizes = [len(values) for _, values in shapes.factors]
-        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
-        self.factor_values = sum(sizes)
-        kinds = torch.zeros(self.num_shapes, self.factor_values)
-        kinds.scatter_(1, index + offsets, 1.0)
+        kinds = kind_value_matrix(shapes)
+        self.factor_values = kinds.shape[1]
         self.register_buffer("kind_values", kinds, persistent=False)
         self.latent_dim = 1 + 2 + self.factor_values + 2
         hidden = config.hidden_dim
@@ -155,10 +171,21 @@ class AIR(nn.Module):
     ) -> tuple[StepOutput, StepState]:
         """One attend-infer step: (t, state, inputs) -> (this step's output, next state)."""
         hidden = self.core(torch.cat([inputs.features, state.previous], dim=1), state.hidden)
-        # Look where h suggests, then look again where that glimpse says the object is:
+        return self._attend(state, inputs, mode, hidden, self.where_head(hidden))
+
+    def _attend(
+        self,
+        state: StepState,
+        inputs: StepInputs,
+        mode: Mode,
+        hidden: torch.Tensor,
+        coarse_u: torch.Tensor,
+    ) -> tuple[StepOutput, StepState]:
+        """The step from its new state h (B, hidden_dim) and a coarse guess of where its
+        object stands (B, 2, unconstrained) on: presence, position, shape and yaw."""
+        # Look at the coarse guess, then look again where that glimpse says the object is:
         # the second glimpse is centred on the object, which is what reading its shape
         # and yaw needs (both are small details at 64x64).
-        coarse_u = self.where_head(hidden)
         where_code = self.where_glimpse_encoder(self._glimpse(inputs, coarse_u))
         where_features = self.refine_head[:-1](torch.cat([hidden, where_code, coarse_u], dim=1))
         where = self.refine_head[-1](where_features)

@@ -18,6 +18,13 @@ class ModelConfig:
     min_scale: float = 0.01  # floor of q's standard deviations (unconstrained units)
     glimpse_height: float = 0.3  # glimpses centre on the point this high above the ground:
     #                              about half an object's height in the model's world
+    # How a step finds its object: "regress" (from the recurrent state, which reads one code
+    # of the whole image) or "spatial" (a categorical over the cells of a feature map that
+    # stays spatial, beside a map of the objects found so far: model/spatial.py).
+    where: str = "regress"
+    map_channels: tuple[int, ...] = (32, 64, 64)  # spatial: stride-2 3x3 convs; the map is
+    #                                              1/2^n of the image (64 px: 8 x 8 cells)
+    map_context: int = 2  # spatial: stride-1 3x3 convs on the map (an object and its neighbours)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

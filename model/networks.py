@@ -46,6 +46,27 @@ class ImageEncoder(nn.Module):
         return self.fc(self.convs(x).flatten(1))
 
 
+class MapEncoder(nn.Module):
+    """Takes images (B, 3, H, W) to a feature map (B, C, H / 2^n, W / 2^n) that stays
+    spatial: n stride-2 3x3 convs over the image and its coordinates (CoordConv), then
+    `context` stride-1 3x3 convs that let each cell see its neighbours. No size is fixed: a
+    160 x 120 frame gives a 20 x 15 map as a 64 x 64 canvas gives 8 x 8."""
+
+    def __init__(self, channels: tuple[int, ...], context: int):
+        super().__init__()
+        self.convs = conv_stack(3 + 2, channels)
+        width = channels[-1]
+        layers: list[nn.Module] = []
+        for _ in range(context):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        self.context = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = images.shape
+        coordinates = coordinate_channels(H, W).to(images).expand(B, -1, -1, -1)
+        return self.context(self.convs(torch.cat([images, coordinates], dim=1)))
+
+
 class GlimpseEncoder(nn.Module):
     """Takes glimpses (B, 3, G, G) to codes (B, glimpse_dim)."""
 

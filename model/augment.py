@@ -43,7 +43,8 @@ class AugmentConfig:
     light_chunk: int = 32  # scenes per pool chunk sharing one random light
     # chance that a pool chunk is drawn under a random render look (random_look: lamps,
     # shadows, highlights and mirrors, floor, background, tone); 0: off. Takes precedence
-    # over light_probability for the chunks it picks.
+    # over light_probability for the chunks it picks; when on, every pool chunk (random
+    # lights' too) is scene_look_chunk scenes.
     scene_look_probability: float = 0.0
     scene_look_chunk: int = 4  # scenes per pool chunk sharing one random render look
     scene_look_strength: float = 1.0  # scales random_look's ranges (1: as its doc says)
@@ -224,9 +225,10 @@ def random_light(light: LightConfig, generator: torch.Generator, strength: float
     return replace(light, direction=direction, ambient=max(ambient, 0.05), diffuse=diffuse)
 
 
-# random_look's ranges at strength 1, about the world's own values (the clevr world's look
-# fitted to Blender's lies inside them, and so does the look it had before: one sun plus
-# ambient, hard shadows, no mirrors). Factors are drawn log-uniformly in [1/f, f].
+# random_look's ranges at strength 1, about the world's own values: the clevr world's look
+# (fitted to Blender's renders) and Blender's own, whose lamps CLEVR moves by up to 1 on
+# each axis, lie inside them. Factors are drawn log-uniformly in [1/f, f]. Noise, blur,
+# JPEG and the sRGB curve are image-space looks: `augment`, per sleep image.
 LOOK_RANGES = {
     "lamp_offset": 1.0,  # each lamp's position moves up to this on each axis (CLEVR: 1)
     "lamp_factor": 1.6,  # each lamp's intensity

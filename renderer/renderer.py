@@ -407,11 +407,13 @@ class SceneRenderer(torch.nn.Module):
         size = self.world.image_size
         small = max(8, math.ceil(size / SHADOW_SHRINK))
         pix_to_face = self.rasterize(ndc, flat_objects, mode, small)  # (L * B, h, h, K)
-        if mode == "crisp":
-            cover = (pix_to_face[..., :1] >= 0).to(ground.dtype)
-        else:
-            frags = fragments(face_verts, pix_to_face, clip_bary=True)
-            cover = _silhouette(pix_to_face, frags.dists, self.world)
+        cover = (pix_to_face[..., :1] >= 0).to(ground.dtype)  # (L * B, h, h, 1)
+        if mode == "soft":  # the soft silhouette of the covered pixels only (as _soft)
+            pixels = cover.reshape(-1).nonzero()[:, 0]
+            faces = pix_to_face.reshape(-1, pix_to_face.shape[-1])[pixels]  # (P, K)
+            _, _, dists = pixel_fragments(face_verts, faces, pixels % small**2, small, True)
+            soft = _silhouette(faces, dists, self.world)  # (P, 1)
+            cover = cover.reshape(-1, 1).index_put((pixels,), soft).reshape(cover.shape)
         if small != size:
             cover = F.interpolate(
                 cover.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False

@@ -10,6 +10,9 @@ light. Varying these in training makes q read the scene, not the absolute pixel 
 - `random_light(light, generator, strength)`: a light (direction and intensities) for
   rendering; the light needs the renderer, so the scene pool renders chunks of scenes
   each under its own random light (model/scene_pool.py, `AugmentConfig.light_probability`).
+- `random_look(world, shapes, generator, strength)`: a whole render look (lamps, shadows,
+  highlights and mirrors, floor and background, tone): the scene pool draws small chunks
+  of scenes each under its own (`AugmentConfig.scene_look_probability`).
 - `LOOKS`: each look at a fixed setting at the edge of the training range, for measuring
   (scripts/measure_stop_look.py).
 """
@@ -27,7 +30,8 @@ import torch
 from PIL import Image
 
 from air3d.model.config import check_keys
-from air3d.renderer.world import LightConfig
+from air3d.renderer.shapes import ShapeLibrary
+from air3d.renderer.world import LightConfig, World
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,21 @@ class AugmentConfig:
     look_probability: float = 0.4  # each look's chance to join an augmented image's chain
     light_probability: float = 0.0  # chance that a pool chunk is rendered under a random light
     light_chunk: int = 32  # scenes per pool chunk sharing one random light
+    # chance that a pool chunk is drawn under a random render look (random_look: lamps,
+    # shadows, highlights and mirrors, floor, background, tone); 0: off. Takes precedence
+    # over light_probability for the chunks it picks; when on, every pool chunk (random
+    # lights' too) is scene_look_chunk scenes.
+    scene_look_probability: float = 0.0
+    scene_look_chunk: int = 4  # scenes per pool chunk sharing one random render look
+    scene_look_strength: float = 1.0  # scales random_look's ranges (1: as its doc says)
 
     def __post_init__(self) -> None:
-        for name in ("probability", "look_probability", "light_probability"):
+        for name in (
+            "probability",
+            "look_probability",
+            "light_probability",
+            "scene_look_probability",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {value}")
@@ -47,6 +63,12 @@ class AugmentConfig:
             raise ValueError(f"augment.strength must be >= 0, got {self.strength}")
         if self.light_chunk < 1:
             raise ValueError(f"augment.light_chunk must be >= 1, got {self.light_chunk}")
+        if self.scene_look_chunk < 1:
+            raise ValueError(f"augment.scene_look_chunk must be >= 1, got {self.scene_look_chunk}")
+        if self.scene_look_strength < 0:
+            raise ValueError(
+                f"augment.scene_look_strength must be >= 0, got {self.scene_look_strength}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +223,107 @@ def random_light(light: LightConfig, generator: torch.Generator, strength: float
     ambient = light.ambient + 0.15 * strength * float(_symmetric(1, generator))
     diffuse = light.diffuse + 0.25 * strength * float(_symmetric(1, generator))
     return replace(light, direction=direction, ambient=max(ambient, 0.05), diffuse=diffuse)
+
+
+# random_look's ranges at strength 1, about the world's own values: the clevr world's look
+# (fitted to Blender's renders) and Blender's own, whose lamps CLEVR moves by up to 1 on
+# each axis, lie inside them. Factors are drawn log-uniformly in [1/f, f]. Noise, blur,
+# JPEG and the sRGB curve are image-space looks: `augment`, per sleep image.
+LOOK_RANGES = {
+    "lamp_offset": 1.0,  # each lamp's position moves up to this on each axis (CLEVR: 1)
+    "lamp_factor": 1.6,  # each lamp's intensity
+    "ambient_factor": 1.6,  # the ambient and the sun's intensities
+    "shadow": (0.3, 1.0),  # each lamp's shadow share (a world without lamps: the sun's)
+    "shadow_blur": (0.0, 0.02),  # share of the canvas's side (2 pixels of 96)
+    "specular_factor": 2.5,  # every kind's highlight strength
+    "shininess_factor": 2.5,  # every kind's highlight exponent
+    "mirror_factor": 1.5,  # every kind's mirror colour (kept in [0, 1])
+    "horizon_factor": 2.0,  # the mirrors' horizon blur
+    "floor_factor": 1.3,  # the floor's grey
+    "background_factor": 2.0,  # the background's (and far floor's)
+    "exposure_factor": 1.25,
+    "gamma": 0.3,  # the tone's gamma moves up to this either way (worlds with gamma > 1)
+}
+
+
+def random_look(world: World, shapes: ShapeLibrary, generator: torch.Generator, strength=1.0):
+    """A render look near the world's: (World, ShapeLibrary) with the ranges of LOOK_RANGES
+    times `strength` (0: the world's own). Only the look changes: camera, geometry, prior.
+    A world without `shading` gets random_light's light and the rest but the lamps'."""
+
+    def factor(name: str) -> float:  # log-uniform in [1/f, f], f = range ** strength
+        return math.exp(strength * math.log(LOOK_RANGES[name]) * float(_symmetric(1, generator)))
+
+    def between(name: str, value: float) -> float:  # towards a random point of the range
+        low, high = LOOK_RANGES[name]
+        return value + min(strength, 1.0) * (
+            low + (high - low) * float(_uniform(1, generator)) - value
+        )
+
+    light = replace(
+        world.light,
+        ambient=world.light.ambient * factor("ambient_factor"),
+        diffuse=world.light.diffuse * factor("ambient_factor"),
+    )
+    shading = world.shading
+    if shading is None:
+        light = random_light(light, generator, strength)
+        if light.shadow > 0:
+            light = replace(light, shadow=between("shadow", light.shadow))
+    else:
+        offset = LOOK_RANGES["lamp_offset"] * strength
+        lamps = tuple(
+            replace(
+                lamp,
+                position=tuple(
+                    float(p + offset * d)
+                    for p, d in zip(lamp.position, _symmetric(3, generator).tolist(), strict=True)
+                ),
+                intensity=lamp.intensity * factor("lamp_factor"),
+                shadow=between("shadow", lamp.shadow) if lamp.shadow > 0 else 0.0,
+            )
+            for lamp in shading.lamps
+        )
+        shading = replace(
+            shading,
+            lamps=lamps,
+            shadow_blur=between("shadow_blur", shading.shadow_blur),
+            horizon=shading.horizon * factor("horizon_factor"),
+        )
+    floor = factor("floor_factor")
+    background = factor("background_factor")
+    tone = world.tone
+    if tone.gamma > 1:
+        tone = replace(
+            tone,
+            gamma=tone.gamma + LOOK_RANGES["gamma"] * strength * float(_symmetric(1, generator)),
+        )
+    tone = replace(tone, exposure=tone.exposure * factor("exposure_factor"))
+    looked = replace(
+        world,
+        light=light,
+        shading=shading,
+        ground=replace(world.ground, color=_scaled(world.ground.color, floor)),
+        background=_scaled(world.background, background),
+        tone=tone,
+    )
+    specular, shininess, mirror = (
+        factor("specular_factor"), factor("shininess_factor"), factor("mirror_factor"),
+    )  # fmt: skip
+    specs = tuple(
+        replace(
+            spec,
+            specular=spec.specular * specular,
+            shininess=max(1.0, spec.shininess * shininess),
+            mirror=_scaled(spec.mirror, mirror),
+        )
+        for spec in shapes.specs
+    )
+    return looked, replace(shapes, specs=specs)
+
+
+def _scaled(color, factor: float) -> tuple[float, float, float]:
+    return tuple(min(1.0, max(0.0, c * factor)) for c in color)
 
 
 def _uniform(shape: int | tuple[int, ...], generator: torch.Generator) -> torch.Tensor:

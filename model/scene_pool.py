@@ -2,7 +2,9 @@
 
 With a light probability (AugmentConfig.light_probability) chunks of the pool are rendered
 each under its own random light (model/augment.py): the same cost as one light, since every
-scene is rendered once either way."""
+scene is rendered once either way. With a scene look probability
+(AugmentConfig.scene_look_probability) small chunks are each drawn under a whole random
+render look (augment.random_look: lamps, shadows, gloss, floor, background, tone)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from air3d.model.augment import AugmentConfig, random_light
+from air3d.model.augment import AugmentConfig, random_light, random_look
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.visibility import sample_visible_scenes
 
@@ -44,6 +46,10 @@ class ScenePool:
         parts: list = [n, seed, world.to_dict(), shapes.to_dict()]
         if looks is not None and looks.light_probability > 0:
             parts.append([looks.light_probability, looks.strength, looks.light_chunk])
+        if looks is not None and looks.scene_look_probability > 0:
+            parts.append(
+                [looks.scene_look_probability, looks.scene_look_chunk, looks.scene_look_strength]
+            )
         key = json.dumps(parts, sort_keys=True)
         path = Path(cache_dir) / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.exists():
@@ -68,13 +74,18 @@ class ScenePool:
     ) -> ScenePool:
         scenes = sample_visible_scenes(renderer, n, seed)  # sample_scenes' unless min_visible
         lit = looks is not None and looks.light_probability > 0
-        chunk = looks.light_chunk if lit else 256
+        looked = looks is not None and looks.scene_look_probability > 0
+        chunk = looks.scene_look_chunk if looked else looks.light_chunk if lit else 256
         generator = torch.Generator().manual_seed(seed + 104_729)
+        looker = torch.Generator().manual_seed(seed + 7_919)  # the looks' own draws
         chunks = []
         with torch.no_grad():
             for start in range(0, n, chunk):
                 draw = renderer
-                if lit and float(torch.rand(1, generator=generator)) < looks.light_probability:
+                if looked and float(torch.rand(1, generator=looker)) < looks.scene_look_probability:
+                    look = random_look(world, shapes, looker, looks.scene_look_strength)
+                    draw = SceneRenderer(*look, renderer.device)
+                elif lit and float(torch.rand(1, generator=generator)) < looks.light_probability:
                     light = random_light(world.light, generator, looks.strength)
                     draw = SceneRenderer(replace(world, light=light), shapes, renderer.device)
                 rendered = draw.render_scenes(scenes[start : start + chunk], "crisp")

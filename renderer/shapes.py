@@ -40,6 +40,8 @@ class ShapeSpec:
     attributes: tuple[tuple[str, str], ...] = ()
     specular: float = 0.0  # Phong highlight strength of the surface (0: matte)
     shininess: float = 1.0  # Phong exponent: larger is a smaller, sharper highlight
+    # linear RGB share of the lit floor the surface mirrors (worlds with `shading`; 0: none)
+    mirror: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def label(self) -> str:
@@ -141,7 +143,7 @@ class ShapeLibrary:
     def to_dict(self) -> dict[str, Any]:
         """Manifest plus geometry as plain data: checkpoints store it to rebuild the world."""
         return {
-            "shapes": [asdict(spec) for spec in self.specs],
+            "shapes": [_plain_spec(spec) for spec in self.specs],
             "meshes": [
                 {"verts": mesh.verts.tolist(), "faces": mesh.faces.tolist()} for mesh in self.meshes
             ],
@@ -155,6 +157,14 @@ class ShapeLibrary:
             for m in data["meshes"]
         )
         return cls(specs, meshes)
+
+
+def _plain_spec(spec: ShapeSpec) -> dict[str, Any]:
+    """A spec as plain data; without `mirror` where it has none (older libraries' form)."""
+    data = asdict(spec)
+    if not any(spec.mirror):
+        del data["mirror"]
+    return data
 
 
 def _spec(entry: dict[str, Any]) -> ShapeSpec:
@@ -171,6 +181,7 @@ def _spec(entry: dict[str, Any]) -> ShapeSpec:
             attributes=tuple((str(a), str(v)) for a, v in entry.get("attributes", ())),
             specular=float(entry.get("specular", 0.0)),
             shininess=float(entry.get("shininess", 1.0)),
+            mirror=tuple(float(c) for c in entry.get("mirror", (0.0, 0.0, 0.0))),
         )
     except KeyError as error:
         raise ValueError(f"shape manifest entry {entry!r} lacks {error}") from None
@@ -208,7 +219,10 @@ def expand_kinds(shapes: ShapeLibrary, world: World) -> ShapeLibrary:
             chosen = {a.name: a.setting(v) for a, v in zip(attributes, values, strict=True)}
             scale = chosen.get("size", 1.0)
             material = dict(chosen.get("material", ()))
-            color = np.asarray(chosen.get("color", spec.color)) * material.get("albedo", 1.0)
+            raw = np.asarray(chosen.get("color", spec.color))
+            color = raw * material.get("albedo", 1.0)
+            tint = material.get("tint", 0.0)  # 1: the mirror image in the object's colour
+            mirror = material.get("reflect", 0.0) * (tint * raw + (1.0 - tint))
             specs.append(
                 replace(
                     spec,
@@ -217,6 +231,7 @@ def expand_kinds(shapes: ShapeLibrary, world: World) -> ShapeLibrary:
                     attributes=tuple((a.name, v) for a, v in zip(attributes, values, strict=True)),
                     specular=material.get("specular", world.light.specular),
                     shininess=material.get("shininess", 1.0),
+                    mirror=tuple(float(c) for c in np.clip(mirror, 0.0, 1.0)),
                 )
             )
             meshes.append(ShapeMesh((mesh.verts * scale).astype(np.float32), mesh.faces))

@@ -71,6 +71,36 @@ class LampConfig:
 
 
 @dataclass(frozen=True)
+class LampLight:
+    """One of our renderer's lamps (world.yaml `shading.lamps`): a small lamp aimed at the
+    camera's look-at, as CLEVR's area lamps are. What a surface receives from it falls off
+    with the square of the distance, with the cosine at the surface and with the cosine
+    off the lamp's axis (an area lamp emits most along its axis)."""
+
+    position: Vec3  # world coordinates (y up)
+    intensity: float  # a white surface facing it at distance 1, on its axis, reflects this
+    color: Vec3 = (1.0, 1.0, 1.0)  # linear RGB in [0, 1]
+    shadow: float = 1.0  # share of its light that the objects' cast shadows take (0: none)
+
+
+@dataclass(frozen=True)
+class ShadingConfig:
+    """Our renderer's shading under several lamps (renderer/shading.py): world.yaml
+    `shading`. A world without it is shaded by `light` alone, as before. With it, `light`
+    still gives the ambient term and a directional (sun) term, and adds to them:"""
+
+    lamps: tuple[LampLight, ...] = ()  # lamps with falloff and cast shadows
+    # std of the shadows' soft edge as a share of the canvas's side (0: hard edges)
+    shadow_blur: float = 0.0
+    # Mirror-like materials (a material's `reflect`) reflect the lit floor below the horizon
+    # and `sky` above it; `horizon` is how soft that edge is (std of the reflected ray's
+    # height, a unit vector's y: a rough surface blurs the reflection).
+    horizon: float = 0.1
+    sky: float = 0.0  # linear intensity reflected above the horizon (CLEVR: a black sky)
+    floor_extent: float = 100.0  # the lit floor reaches this far from the origin (Blender's)
+
+
+@dataclass(frozen=True)
 class ToneConfig:
     """How linear intensities become stored pixel values: min(1, exposure * v) ** (1 / gamma).
 
@@ -118,9 +148,12 @@ class PriorConfig:
 #   material a mapping of {albedo: factor of the colour, specular: strength,
 #            shininess: Phong exponent}, optionally with the physically based surface
 #            that Blender draws (renderer/blender.py; ours ignores it): {metallic: 0..1,
-#            roughness: 0..1, sheen: 0..1}
+#            roughness: 0..1, sheen: 0..1}; in a world with `shading`, optionally
+#            {reflect: 0..1, tint: 0..1}: how much of the floor the surface mirrors, and
+#            whether the mirror image takes the object's colour (1, metal) or not (0)
 ATTRIBUTE_ROLES = ("color", "size", "material")
 MATERIAL_KEYS = ("albedo", "specular", "shininess")
+MIRROR_KEYS = ("reflect", "tint")
 PBR_KEYS = ("metallic", "roughness", "sheen")
 
 
@@ -169,11 +202,15 @@ class World:
     # Per image, uniform[-lamp_jitter, lamp_jitter] added to each axis of every lamp's
     # position (CLEVR: 1.0); a nuisance of the images, not a latent of the scene.
     lamp_jitter: float = 0.0
+    # Our renderer's lamps, soft shadows and mirror-like materials; None: shaded by `light`
+    shading: ShadingConfig | None = None
     name: str = "custom"  # the world's folder name: what `--world NAME` finds
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form: what checkpoints store and GET /shapes returns."""
         data = asdict(self)
+        if self.shading is None:  # older worlds' plain form unchanged
+            del data["shading"]
         data["likelihood"] = {"pixel_sigma": data.pop("pixel_sigma")}
         data["attributes"] = {
             a.name: {v: _plain(a.name, x) for v, x in zip(a.values, a.settings, strict=True)}
@@ -190,6 +227,15 @@ class World:
             for a in self.attributes
         )
         return replace(self, lamps=(), attributes=attributes)
+
+    def unshadowed(self) -> World:
+        """The world without cast shadows (neither the sun's nor the lamps'): e.g. to tell
+        the objects' own pixels from the floor."""
+        shading = self.shading
+        if shading is not None:
+            lamps = tuple(replace(lamp, shadow=0.0) for lamp in shading.lamps)
+            shading = replace(shading, lamps=lamps)
+        return replace(self, light=replace(self.light, shadow=0.0), shading=shading)
 
     def attribute(self, name: str) -> Attribute | None:
         return next((a for a in self.attributes if a.name == name), None)
@@ -226,6 +272,7 @@ class World:
                 frame=None if data.get("frame") is None else tuple(data["frame"]),
                 lamps=_lamps(data.get("lamps") or ()),
                 lamp_jitter=float(data.get("lamp_jitter", 0.0)),
+                shading=_shading(data.get("shading")),
                 name=str(data.get("name", "custom")),
             )
         except (KeyError, TypeError) as error:
@@ -271,6 +318,31 @@ def _lamps(section: Any) -> tuple[LampConfig, ...]:
     return tuple(lamps)
 
 
+def _shading(section: Any) -> ShadingConfig | None:
+    """The config's `shading` mapping: lamps (each {position, intensity, color, shadow}) and
+    the ShadingConfig's numbers; None (absent): shaded by `light` alone."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ValueError("shading must be a mapping {lamps: [...], shadow_blur, horizon, ...}")
+    lamps = []
+    for i, entry in enumerate(section.get("lamps") or ()):
+        if not isinstance(entry, dict):
+            raise ValueError(f"shading.lamps[{i}]: must be a mapping {{position, intensity, ...}}")
+        lamp = LampLight(**_tuples(entry))
+        if len(lamp.position) != 3 or len(lamp.color) != 3:
+            raise ValueError(f"shading.lamps[{i}]: position and color are 3 numbers each")
+        if not (lamp.intensity >= 0 and 0.0 <= lamp.shadow <= 1.0):
+            raise ValueError(f"shading.lamps[{i}]: intensity >= 0, shadow in [0, 1]; got {lamp}")
+        if not all(0.0 <= float(c) <= 1.0 for c in lamp.color):
+            raise ValueError(f"shading.lamps[{i}].color: channels in [0, 1], got {lamp.color}")
+        lamps.append(lamp)
+    shading = ShadingConfig(**{**section, "lamps": tuple(lamps)})
+    if not (0 <= shading.shadow_blur < 0.5 and shading.horizon > 0 and shading.sky >= 0):
+        raise ValueError(f"shading: shadow_blur in [0, 0.5), sky >= 0, horizon > 0; got {shading}")
+    return shading
+
+
 def _setting(name: str, value: str, setting: Any) -> Any:
     where = f"attributes.{name}.{value}"
     if name == "color":
@@ -283,10 +355,10 @@ def _setting(name: str, value: str, setting: Any) -> Any:
         if isinstance(setting, bool) or not isinstance(setting, int | float) or setting <= 0:
             raise ValueError(f"{where}: a size is a scale factor > 0, got {setting!r}")
         return float(setting)
-    if not isinstance(setting, dict) or set(setting) - {*MATERIAL_KEYS, *PBR_KEYS}:
-        keys = ", ".join((*MATERIAL_KEYS, *PBR_KEYS))
-        raise ValueError(f"{where}: a material is {{{keys}}} (the last three optional)")
-    for key in PBR_KEYS:
+    if not isinstance(setting, dict) or set(setting) - {*MATERIAL_KEYS, *PBR_KEYS, *MIRROR_KEYS}:
+        keys = ", ".join((*MATERIAL_KEYS, *PBR_KEYS, *MIRROR_KEYS))
+        raise ValueError(f"{where}: a material is {{{keys}}} (the last five optional)")
+    for key in (*PBR_KEYS, *MIRROR_KEYS):
         if key in setting and not 0.0 <= float(setting[key]) <= 1.0:
             raise ValueError(f"{where}.{key}: must be in [0, 1], got {setting[key]!r}")
     return (
@@ -294,7 +366,7 @@ def _setting(name: str, value: str, setting: Any) -> Any:
         ("specular", float(setting.get("specular", 0.0))),
         ("shininess", float(setting.get("shininess", 1.0))),
         # only those given, so worlds without them keep their plain form (to_dict)
-        *((key, float(setting[key])) for key in PBR_KEYS if key in setting),
+        *((key, float(setting[key])) for key in (*PBR_KEYS, *MIRROR_KEYS) if key in setting),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -70,3 +71,62 @@ def test_a_lit_pool_draws_the_same_scenes_under_other_lights(world, shapes):
     assert torch.equal(plain.latents.xz, lit.latents.xz)
     assert not torch.equal(plain.images[:4], lit.images[:4])
     assert not torch.equal(plain.images[4:], lit.images[4:])
+
+
+def test_random_looks_vary_and_stay_in_their_ranges():
+    from air3d.model.augment import LOOK_RANGES, random_look
+    from air3d.renderer import open_world
+
+    world, shapes = open_world("clevr")
+    generator = torch.Generator().manual_seed(0)
+    looks = [random_look(world, shapes, generator) for _ in range(40)]
+    same, same_shapes = random_look(world, shapes, generator, strength=0.0)
+    assert same == world and same_shapes == shapes  # strength 0: the world's own look
+    offset = LOOK_RANGES["lamp_offset"]
+    for looked, looked_shapes in looks:
+        assert looked.camera == world.camera and looked.prior == world.prior
+        for lamp, base in zip(looked.shading.lamps, world.shading.lamps, strict=True):
+            assert all(
+                abs(a - b) <= offset + 1e-6
+                for a, b in zip(lamp.position, base.position, strict=True)
+            )
+            ratio = lamp.intensity / base.intensity
+            assert (
+                1 / LOOK_RANGES["lamp_factor"] - 1e-6 <= ratio <= LOOK_RANGES["lamp_factor"] + 1e-6
+            )
+            assert LOOK_RANGES["shadow"][0] - 1e-6 <= lamp.shadow <= 1.0
+        low, high = LOOK_RANGES["shadow_blur"]
+        assert low <= looked.shading.shadow_blur <= high
+        assert abs(looked.tone.gamma - world.tone.gamma) <= LOOK_RANGES["gamma"] + 1e-6
+        assert all(0 <= c <= 1 for c in (*looked.ground.color, *looked.background))
+        assert all(0 <= c <= 1 for spec in looked_shapes.specs for c in spec.mirror)
+    assert len({looked.shading.lamps[0].position for looked, _ in looks}) == 40
+    assert len({looked.tone.exposure for looked, _ in looks}) == 40
+
+
+def test_a_world_without_lamps_gets_random_lights(world, shapes):
+    from air3d.model.augment import random_look
+
+    looked, _ = random_look(world, shapes, torch.Generator().manual_seed(0))
+    assert looked.shading is None and looked.light.direction != world.light.direction
+
+
+def test_scene_looks_are_off_by_default_and_vary_the_pool_when_on():
+    from air3d.renderer import open_world
+
+    world, shapes = open_world("clevr")
+    world = dataclasses.replace(world, image_size=32)
+    renderer = SceneRenderer(world, shapes)
+    plain = ScenePool.sample(8, 5, world, shapes, renderer)
+    off = ScenePool.sample(8, 5, world, shapes, renderer, AugmentConfig())
+    assert torch.equal(plain.images, off.images)  # the default changes nothing
+    looks = AugmentConfig(scene_look_probability=1.0, scene_look_chunk=2)
+    looked = ScenePool.sample(8, 5, world, shapes, renderer, looks)
+    assert torch.equal(plain.latents.xz, looked.latents.xz)
+    for start in range(0, 8, 2):  # every chunk under its own look
+        assert not torch.equal(plain.images[start : start + 2], looked.images[start : start + 2])
+    again = ScenePool.sample(8, 5, world, shapes, renderer, looks)
+    assert torch.equal(looked.images, again.images)  # drawn from the seed: reproducible
+    # a look changes the image, not the scene: it stays near the plain render
+    gap = (looked.images.float() - plain.images.float()).abs().mean() / 255
+    assert 0.005 < gap < 0.2

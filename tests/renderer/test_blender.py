@@ -240,7 +240,7 @@ def test_the_clevr_silhouette_overlaps_ours(clevr) -> None:
     # frame rows (24x32), against our crisp silhouette (without our cast shadow). Measured
     # 1.00 here; 0.96 for a cube, cylinder and sphere at the full 320x240 vs 96x72
     world, shapes, blender = clevr
-    unshadowed = replace(world, light=replace(world.light, shadow=0.0))
+    unshadowed = world.unshadowed()
     attributes = (("color", "red"), ("size", "large"), ("material", "rubber"))
     height = shapes.spec("cube", dict(attributes)).height
     scene = Scene((SceneObject("cube", (0.5, height / 2, 0.5), 30.0, attributes),))

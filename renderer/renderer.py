@@ -63,7 +63,6 @@ from pytorch3d.structures import Meshes
 
 from air3d.renderer import shading
 from air3d.renderer.appearance import Appearance
-from air3d.renderer.camera import unproject_to_plane
 from air3d.renderer.fragments import fragments, pixel_fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
@@ -133,16 +132,8 @@ class SceneRenderer(torch.nn.Module):
     def _ground_seen_by(self, cameras: FoVPerspectiveCameras) -> torch.Tensor:
         """(B, H, W) bool: the pixels whose centre's ray meets the ground quad in front of
         each camera (the plane y = 0 within the ground's half extent)."""
-        matrix = cameras.get_full_projection_transform().get_matrix()  # (B, 4, 4)
-        size = self.world.image_size
-        centres = (2.0 * torch.arange(size, device=self.device) + 1.0) / size - 1.0
-        rows, cols = torch.meshgrid(centres, centres, indexing="ij")
-        uv = torch.stack([cols, rows], -1)  # (H, W, 2), grid_sample's convention
-        M = matrix[:, None, None]  # (B, 1, 1, 4, 4)
-        xz = unproject_to_plane(uv, M, 0.0)  # (B, H, W, 2)
-        w = xz[..., 0] * M[..., 0, 3] + xz[..., 1] * M[..., 2, 3] + M[..., 3, 3]  # clip w
-        inside = (xz.abs() <= self.world.ground.half_extent).all(-1)
-        return (inside & (w > 0)).detach()
+        size, extent = self.world.image_size, self.world.ground.half_extent
+        return shading.floor_points(cameras, size, extent)[1].detach()
 
     def _floor_seen_by(self, cameras: FoVPerspectiveCameras) -> tuple[torch.Tensor, torch.Tensor]:
         """A world with `shading`: where each pixel's ray meets the floor (B, H, W, 3), and

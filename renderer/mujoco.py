@@ -154,6 +154,11 @@ class MujocoRenderer:
 
     def render_one(self, scene: Scene) -> torch.Tensor:
         """One image (3, S, S) in [0, 1], toned as the look says."""
+        if scene.camera is not None:  # its camera is fixed in the MJCF model
+            raise ValueError(
+                "MuJoCo draws from the world's camera only; this scene has its own "
+                "(a world with camera jitter): make-data --camera-jitter 0, or another renderer"
+            )
         self._place_objects(scene)
         self.mujoco.mj_forward(self.model, self.data)
         self._renderer.update_scene(self.data, camera="air3d")

@@ -113,3 +113,8 @@ def test_look_needs_mujoco(tmp_path: Path, capsys) -> None:
     argv = ["make-data", "--n", "1", "--out", str(tmp_path), "--look", "x.yaml"]
     assert main(argv) == 2
     assert "--look needs --renderer mujoco" in capsys.readouterr().err
+
+
+def test_a_scene_with_its_own_camera_is_refused(mujoco) -> None:
+    with pytest.raises(ValueError, match="MuJoCo draws from the world's camera only"):
+        mujoco.render_one(Scene(SCENE.objects, camera=(2.0, 2.0, 2.0)))

@@ -152,3 +152,38 @@ def test_the_elbo_renders_from_qs_camera_and_reaches_the_head(jittered, shapes, 
     assert seen[0] is not None and seen[0].shape == (2, 3)
     terms["loss_reparam"].backward()
     assert model.camera_head.net[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_answers_carry_qs_camera_in_a_jittered_world_only(
+    world, jittered, shapes, pool, tmp_path, frozen
+):
+    from air3d.model import Predictor
+    from air3d.renderer import Scene
+
+    images, _ = pool.batch(torch.arange(2), torch.device("cpu"))
+    for w, moves in ((jittered, True), (world, False)):
+        model = tiny(w, shapes, "regress")
+        predictor = Predictor(model, w, shapes, "tiny", "0", refine=0, fit=True, frozen=frozen)
+        answers = predictor.infer(images)
+        assert all((a.camera is not None) == moves for a in answers)
+        data = answers[0].to_json()
+        assert ("camera" in data) == moves
+        if moves:
+            eye = torch.tensor(data["camera"]["position"])
+            assert (eye - torch.tensor(w.camera.position)).abs().max() <= JITTER
+            expected = model(images[:1]).camera.mean_eye[0]
+            assert torch.allclose(eye, expected, atol=1e-5)
+            scene = Scene.from_json(data, w, shapes)  # valid input, its camera kept
+            assert scene.camera == answers[0].scene().camera
+        assert len(predictor.assess(images, answers)) == 2
+
+
+def test_refined_answers_keep_qs_camera(jittered, shapes, pool):
+    from air3d.model import Predictor
+
+    images, _ = pool.batch(torch.arange(2), torch.device("cpu"))
+    model = tiny(jittered, shapes, "regress")
+    predictor = Predictor(model, jittered, shapes, "tiny", "0", fit=False, frozen=False)
+    plain, refined = predictor.infer(images), predictor.infer(images, refine=2)
+    assert [a.camera for a in refined] == [a.camera for a in plain]

@@ -304,7 +304,8 @@ class Adapter:
             out = self.q(chunk, "mean")
             present = (torch.sigmoid(out.stack("pres_logit")) > 0.5).cumprod(1).bool()
             xz = self.q.latents.squash(out.stack("xz_loc"))
-            scene = SceneBatch(out.stack("shape"), present, xz, out.stack("yaw"))
+            eye = None if out.camera is None else out.camera.mean_eye  # q's camera
+            scene = SceneBatch(out.stack("shape"), present, xz, out.stack("yaw"), eye)
             rendered = self.renderer(scene, "soft")
             log_lik = gaussian_log_likelihood(chunk, rendered, self.world.pixel_sigma)
             total += float(log_lik.sum())

@@ -22,11 +22,12 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Normal
 
+from air3d.model.camera import CameraEstimate, CameraHead
 from air3d.model.config import ModelConfig
 from air3d.model.latents import LatentSpace
 from air3d.model.networks import GlimpseEncoder, ImageEncoder, extract_glimpses, mlp
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.camera import projection_matrix
+from air3d.renderer.camera import projection_matrices, projection_matrix
 
 if TYPE_CHECKING:
     from air3d.model.spatial import CellGrid
@@ -51,7 +52,8 @@ class StepInputs:
 
     images: torch.Tensor  # (B, 3, S, S)
     features: torch.Tensor  # (B, feature_dim) the image code
-    projection: tuple[torch.Tensor, torch.Tensor]  # (2, 3), (3,): see AIR._glimpse_projection
+    # (2, 3), (3,): see AIR._glimpse_projection; (B, 2, 3), (B, 3) with q's camera latent
+    projection: tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -86,6 +88,7 @@ class AIROutput:
     steps: list[StepOutput]
     features: torch.Tensor  # (B, feature_dim) the image code
     grid: CellGrid | None = None  # spatial where only: the map's cells <-> the ground
+    camera: CameraEstimate | None = None  # q's camera (a world with camera jitter only)
 
     def stack(self, name: str) -> torch.Tensor:
         return torch.stack([getattr(step, name) for step in self.steps], dim=1)
@@ -111,6 +114,14 @@ class AIR(nn.Module):
         self.num_shapes = len(shapes)
         self.latents = LatentSpace(world, shapes)
         self.register_buffer("camera", projection_matrix(world))
+        self._world = world
+        # q's camera latent (model/camera.py), only in a world whose camera moves per scene:
+        # elsewhere no head, no parameters, and the world's camera as before.
+        self.camera_head = (
+            CameraHead(config.feature_dim, config.hidden_dim, world, config.min_scale)
+            if CameraHead.applies(world)
+            else None
+        )
         # A kind is a shape and a value of each attribute; q's head gives one logit per
         # value of each (`factor_values`), and a kind's logit is the sum of its values'
         # (kinds (K, values) 0/1 matrix): softmax over kinds is then the product of one
@@ -158,13 +169,28 @@ class AIR(nn.Module):
         """max_steps defaults to the world's max_objects; more steps than trained with is
         how AIR is asked to generalise to scenes with more objects (section 3.1 of [1])."""
         features = self.encoder(images)
-        inputs = StepInputs(images, features, self._glimpse_projection())
+        camera = self.estimate_camera(features, mode)
+        inputs = StepInputs(images, features, self._glimpse_projection(self.matrices(camera)))
         state = self.initial_state(images.shape[0], images.device)
         steps = []
         for t in range(max_steps or self.max_steps):
             step, state = self.step(t, state, inputs, mode)
             steps.append(step)
-        return AIROutput(steps, features)
+        return AIROutput(steps, features, camera=camera)
+
+    def estimate_camera(self, features: torch.Tensor, mode: Mode) -> CameraEstimate | None:
+        """q's camera from the image code (B, F), once per image; None without a head."""
+        if self.camera_head is None:
+            return None
+        return self.camera_head(features, mode == "sample")
+
+    def matrices(self, camera: CameraEstimate | None) -> torch.Tensor:
+        """The world -> clip matrix that q reads positions through: the world's (4, 4), or
+        one per image (B, 4, 4) at q's eye (detached: the camera learns from its own terms
+        and the renderer, not through where the glimpses look)."""
+        if camera is None:
+            return self.camera
+        return projection_matrices(self._world, camera.eye.detach())
 
     def step(
         self, t: int, state: StepState, inputs: StepInputs, mode: Mode
@@ -223,16 +249,22 @@ class AIR(nn.Module):
         next_state = StepState(hidden, self._embed(step), alive_before & (z_pres > 0.5))
         return step, next_state
 
-    def _glimpse_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _glimpse_projection(
+        self, camera: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Where a glimpse looks, as one affine map: tanh(u) (B, 2) @ matrix (2, 3) + offset
         (3,) = (x, y, w) with image coordinates (x / w, y / w). It composes the latents'
         squash (xz = centre + half_width * tanh(u)), the point at a fixed height above the
         ground and `camera.project` (clip = [x, height, z, 1] @ camera, keeping the columns
-        that give -ndc and w), so a step projects with one matmul."""
-        columns = self.camera[:, [0, 1, 3]] * self.camera.new_tensor([-1.0, -1.0, 1.0])
-        xz_rows = columns[[0, 2]]  # (2, 3)
+        that give -ndc and w), so a step projects with one matmul. `camera`: the (4, 4)
+        matrix (None: the world's), or (B, 4, 4), one per image: then (B, 2, 3), (B, 3)."""
+        camera = self.camera if camera is None else camera
+        columns = camera[..., [0, 1, 3]] * camera.new_tensor([-1.0, -1.0, 1.0])
+        xz_rows = columns[..., [0, 2], :]  # (2, 3) or (B, 2, 3)
         offset = (
-            self.config.glimpse_height * columns[1] + columns[3] + self.latents.centre @ xz_rows
+            self.config.glimpse_height * columns[..., 1, :]
+            + columns[..., 3, :]
+            + self.latents.centre @ xz_rows
         )
         return self.latents.half_width[:, None] * xz_rows, offset
 
@@ -240,7 +272,10 @@ class AIR(nn.Module):
         """Takes unconstrained positions (B, 2) to glimpses of the images centred on
         their projections."""
         matrix, offset = inputs.projection
-        clip = torch.addmm(offset, torch.tanh(u), matrix)  # (B, 3)
+        if matrix.dim() == 2:
+            clip = torch.addmm(offset, torch.tanh(u), matrix)  # (B, 3)
+        else:  # one camera per image
+            clip = torch.baddbmm(offset[:, None], torch.tanh(u)[:, None], matrix)[:, 0]
         centre = clip[:, :2] / clip[:, 2:]
         return extract_glimpses(inputs.images, centre, self.config.glimpse_size)
 

@@ -35,7 +35,7 @@ def erase_found(
     """
     found = found.to(renderer.device)
     images = images.to(renderer.device)
-    ground = _ground(renderer, len(found))
+    ground = _ground(renderer, len(found), found.eye)
     drawn = renderer(found, "crisp")
     covered = _differs(drawn, ground)[:, None]  # (B, 1, H, W)
     size = 2 * DILATE_PIXELS + 1
@@ -56,13 +56,16 @@ def supported(
     result = torch.zeros_like(candidates.present)
     if len(scene) == 0:
         return result
+    eye = None if candidates.eye is None else candidates.eye[scene]  # each its scene's camera
     alone = SceneBatch(  # each present candidate in a scene of its own: (K, 1) slots
         candidates.shape[scene, slot][:, None],
         torch.ones(len(scene), 1, dtype=torch.bool),
         candidates.xz[scene, slot][:, None],
         candidates.yaw[scene, slot][:, None],
+        eye,
     ).to(renderer.device)
-    silhouette = _differs(renderer(alone, "crisp"), _ground(renderer, len(scene)))  # (K, H, W)
+    ground = _ground(renderer, len(scene), eye)
+    silhouette = _differs(renderer(alone, "crisp"), ground)  # (K, H, W)
     non_ground = (erased - fill).abs().amax(1) > GROUND_TOLERANCE  # (B, H, W)
     on = (silhouette & non_ground[scene.to(non_ground.device)]).sum((1, 2))
     result[scene, slot] = (on / silhouette.sum((1, 2)).clamp(min=1) >= MIN_SUPPORT).cpu()
@@ -91,10 +94,13 @@ def new_objects(found: SceneBatch, candidates: SceneBatch, min_distance: float) 
     return candidates.present & (gap.amin(-1) >= min_distance)
 
 
-def _ground(renderer: SceneRenderer, batch: int) -> torch.Tensor:
-    """The renderer's empty ground, (batch, 3, H, W)."""
+def _ground(renderer: SceneRenderer, batch: int, eye: torch.Tensor | None = None) -> torch.Tensor:
+    """The renderer's empty ground, (batch, 3, H, W), seen from each eye (None: the world's
+    camera)."""
     nothing = torch.zeros(batch, 1, dtype=torch.bool)
-    empty = SceneBatch(nothing.long(), nothing, torch.zeros(batch, 1, 2), torch.zeros(batch, 1))
+    empty = SceneBatch(
+        nothing.long(), nothing, torch.zeros(batch, 1, 2), torch.zeros(batch, 1), eye
+    )
     return renderer(empty.to(renderer.device), "crisp")
 
 

@@ -30,7 +30,8 @@ import warnings
 import torch
 from torch import nn
 
-# The StepOutput fields the Predictor reads, in the graph's output order.
+# The StepOutput fields the Predictor reads, in the graph's output order; then, for a model
+# with a camera latent (model/camera.py), q's mean eye (B, 3) as "eye".
 ANSWER_FIELDS = ("pres_logit", "shape_logits", "xz_loc", "shape", "yaw")
 
 
@@ -43,7 +44,8 @@ class MeanAnswer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(images, "mean", self.steps)
-        return tuple(out.stack(name) for name in ANSWER_FIELDS)
+        eye = () if out.camera is None else (out.camera.mean_eye,)
+        return (*(out.stack(name) for name in ANSWER_FIELDS), *eye)
 
 
 class FrozenQ:
@@ -62,7 +64,9 @@ class FrozenQ:
         if single not in self._graphs:
             self._graphs[single] = self._freeze(single)
         with torch.inference_mode():
-            return dict(zip(ANSWER_FIELDS, self._graphs[single](images), strict=True))
+            outputs = self._graphs[single](images)
+        names = ANSWER_FIELDS + ("eye",) * (len(outputs) - len(ANSWER_FIELDS))
+        return dict(zip(names, outputs, strict=True))
 
     def _freeze(self, single: bool) -> torch.jit.ScriptModule:
         """Traced at batch 1 or 2: the encoders branch on "one image" (networks.py), and

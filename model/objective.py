@@ -108,8 +108,22 @@ def sleep_loss(
     }
     if out.grid is not None:
         terms.update(_cell_terms(out, true_xz, m))
+    if out.camera is not None and target.eye is not None:
+        terms.update(_camera_terms(out, target.eye))
     terms["loss"] = sum(terms.values())
     return terms
+
+
+def _camera_terms(out: AIROutput, true_eye: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Sleep terms of q's camera latent (model/camera.py), per image: its mean eye by a
+    robust error in world units towards the scene's true eye (B, 3), its std by the NLL of
+    the detached mean (as the positions')."""
+    camera = out.camera
+    assert camera is not None
+    true_eye = true_eye.to(camera.mean_eye)
+    error = _robust((camera.mean_eye - true_eye) / POSITION_SCALE)
+    nll = -Normal(camera.loc.detach(), camera.scale).log_prob(camera.unsquash(true_eye))
+    return {"camera": error.mean(), "camera_std": nll.sum(-1).mean()}
 
 
 POSITION_SCALE = 0.1  # world units (about 2 pixels at the workspace centre)
@@ -200,7 +214,8 @@ def elbo_terms(
     reached = out.stack("alive_before")  # (B, N) steps whose presence was decided
     present = z_pres > 0.5
     xz_u, shape, yaw = out.stack("xz_u"), out.stack("shape"), out.stack("yaw")
-    scene = SceneBatch(shape, present, latents.squash(xz_u), yaw)
+    eye = None if out.camera is None else out.camera.eye  # q's camera, reparameterised
+    scene = SceneBatch(shape, present, latents.squash(xz_u), yaw, eye)
     log_lik = gaussian_log_likelihood(images, render(scene, "soft"), world.pixel_sigma)  # (B,)
 
     # Per-step log q and log p of what each step chose (B, N).
@@ -222,6 +237,8 @@ def elbo_terms(
 
     kl_step = (logq_pres + logq_shape + logq_xz + logq_yaw) - (logp_shape + logp_xz + logp_yaw)
     elbo = log_lik + logp_count - kl_step.sum(1)  # (B,)
+    if out.camera is not None:  # the camera latent, once per image (model/camera.py)
+        elbo = elbo - (out.camera.log_q() - out.camera.log_prior())
 
     # Learning signal of step t's discrete choices: the terms they affect, i.e. the
     # likelihood, the count prior and the KL of steps t, t+1, ... (credit assignment).

@@ -61,16 +61,22 @@ class InferredObject:
 class Inference:
     objects: tuple[InferredObject, ...]
     fit: Fit | None = None  # how well the answer explains its image (None: not assessed)
+    # q's camera: the eye it sees the scene from (a world with camera jitter; None: the
+    # world's camera). JSON "camera": {"position": [x, y, z]}, as Scene's.
+    camera: tuple[float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {"objects": [obj.to_json() for obj in self.objects], "count": len(self.objects)}
+        if self.camera is not None:
+            data["camera"] = {"position": list(self.camera)}
         if self.fit is not None:
             data["fit"] = self.fit.to_json()
         return data
 
     def scene(self) -> Scene:
         return Scene(
-            tuple(SceneObject(o.shape, o.position, o.yaw_deg, o.attributes) for o in self.objects)
+            tuple(SceneObject(o.shape, o.position, o.yaw_deg, o.attributes) for o in self.objects),
+            self.camera,
         )
 
 
@@ -188,14 +194,16 @@ class Predictor:
         fits = self._assess(images, answer, drawings) if self.fit else [None] * len(answer)
         # Python lists once, not a tensor index per number: 64 answers in 0.4 ms, not 1.5.
         columns = (answer.present, answer.shape, answer.xz, answer.yaw, presence, shape_probs)
-        scenes = zip(*(column.tolist() for column in columns), fits, strict=True)
+        eyes = [None] * len(answer) if answer.eye is None else answer.eye.tolist()
+        scenes = zip(*(column.tolist() for column in columns), fits, eyes, strict=True)
         return [self._inference(*scene) for scene in scenes]
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""
         if len(images) != len(inferences):
             raise ValueError(f"{len(images)} images but {len(inferences)} inferences")
-        batch = SceneBatch.from_scenes([i.scene() for i in inferences], self.shapes)
+        scenes = [i.scene() for i in inferences]
+        batch = SceneBatch.from_scenes(scenes, self.shapes, eye=self.world.camera.position)
         return self.scorer().assess(images, batch)
 
     def _assess(
@@ -278,14 +286,18 @@ class Predictor:
         present = presence > 0.5
         if self.model.config.kind == "air":  # AIR stops at the first absent step
             present = present.cumprod(1).bool()
-        answer = SceneBatch(out["shape"].cpu(), present, xz, out["yaw"].cpu())
+        eye = out["eye"].cpu() if "eye" in out else None  # q's camera (model/camera.py)
+        answer = SceneBatch(out["shape"].cpu(), present, xz, out["yaw"].cpu(), eye)
         return answer, presence, shape_probs
 
     def _q_answer(self, images: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
         """q's mean-mode answer: ANSWER_FIELDS stacked over steps (B, N, ...)."""
         if not self.frozen:
             out = self.model(images, "mean", steps)
-            return {name: out.stack(name) for name in ANSWER_FIELDS}
+            answer = {name: out.stack(name) for name in ANSWER_FIELDS}
+            if out.camera is not None:
+                answer["eye"] = out.camera.mean_eye
+            return answer
         if self._frozen_q is None or not self._frozen_q.fits(steps):
             self._frozen_q = FrozenQ(self.model, steps, self.image_size)
         return self._frozen_q(images)
@@ -311,6 +323,7 @@ class Predictor:
         presence: list[float],
         shape_probs: list[list[float]],
         fit: Fit | None,
+        eye: list[float] | None = None,
     ) -> Inference:
         """One scene of the answer, each argument per step (N, ...); each object carries
         q's presence and shape probabilities at its step (an object that refinement added
@@ -331,7 +344,7 @@ class Predictor:
                     attribute_probs=marginals,
                 )
             )
-        return Inference(tuple(objects), fit)
+        return Inference(tuple(objects), fit, None if eye is None else tuple(eye))
 
 
 def factor_marginals(shapes: ShapeLibrary, kind_probs: list[float]) -> dict[str, dict[str, float]]:

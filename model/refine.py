@@ -134,12 +134,7 @@ class Refiner:
             # Trials (B * N), scene-major: scene b without slot n.
             present = batch.present.repeat_interleave(N, 0)
             present[torch.arange(B * N), torch.arange(N).repeat(B)] = False
-            trial = SceneBatch(
-                batch.shape.repeat_interleave(N, 0),
-                present,
-                batch.xz.repeat_interleave(N, 0),
-                batch.yaw.repeat_interleave(N, 0),
-            )
+            trial = batch.repeat_scenes(N).with_present(present)
             log_lik = self.search.log_likelihood(trial, target.repeat_interleave(N, 0))
             log_lik, scores = log_lik.view(B, N), (log_lik + self.prior.log_prob(trial)).view(B, N)
             # A scene that breaks the minimum separation (q stacked two steps on one object)
@@ -225,7 +220,9 @@ class Refiner:
 
 
 def _fields(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
-    return batch.shape, batch.present, batch.xz, batch.yaw
+    """The batch's tensors in constructor order, its cameras (eye) last where it has them."""
+    fields = (batch.shape, batch.present, batch.xz, batch.yaw)
+    return fields if batch.eye is None else (*fields, batch.eye)
 
 
 def _scatter(batch: SceneBatch, mask: torch.Tensor, some: SceneBatch) -> SceneBatch:

@@ -23,7 +23,8 @@ from air3d.renderer.visibility import sample_visible_scenes
 
 @dataclass
 class ScenePool:
-    """Prior samples rendered once: images (n, 3, S, S) uint8 and their latents."""
+    """Prior samples rendered once: images (n, 3, S, S) uint8 and their latents (with each
+    scene's eye in a world with camera jitter: the camera latent's sleep target)."""
 
     images: torch.Tensor
     latents: SceneBatch
@@ -100,5 +101,8 @@ class ScenePool:
 
 
 def batch_tensors(batch: SceneBatch) -> tuple[torch.Tensor, ...]:
-    """A SceneBatch's fields in constructor order (for slicing and saving)."""
-    return (batch.shape, batch.present, batch.xz, batch.yaw)
+    """A SceneBatch's fields in constructor order (for slicing and saving); the eye (each
+    scene's camera) last, only where the batch has one. A pool saved before the eye was kept
+    holds four tensors and loads with eye None."""
+    fields = (batch.shape, batch.present, batch.xz, batch.yaw)
+    return fields if batch.eye is None else (*fields, batch.eye)

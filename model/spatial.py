@@ -67,7 +67,8 @@ class CellGrid:
     [-1, 1], (-1, -1) the top-left corner. Cells are numbered row by row. Rows and columns
     are kept apart: a map need not be square."""
 
-    matrix: torch.Tensor  # (4, 4) world -> clip, row vectors (renderer/camera.py)
+    matrix: torch.Tensor  # (4, 4) world -> clip, row vectors (renderer/camera.py), or
+    #                       (B, 4, 4): one per image (q's camera latent, model/camera.py)
     height: float  # image points are read on the plane y = height (ModelConfig.glimpse_height)
     rows: int
     cols: int
@@ -97,7 +98,8 @@ class CellGrid:
         """Takes image points (..., 2) to the (x, z) (..., 2) seen there on the plane. A
         point above the horizon has none: nan_to_num keeps it finite, and the latents'
         unsquash then clamps it to the workspace's edge."""
-        return torch.nan_to_num(unproject_to_plane(point, self.matrix, self.height))
+        matrix = self._matrix(point.dim() - 1)
+        return torch.nan_to_num(unproject_to_plane(point, matrix, self.height))
 
     def locate(self, xz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Takes ground positions (..., 2) to the cell (...) long that sees each (at the
@@ -125,7 +127,14 @@ class CellGrid:
 
     def _project(self, xz: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         points = torch.stack([xz[..., 0], y, xz[..., 1]], -1)
-        return project(points, self.matrix)
+        return project(points, self._matrix(points.dim() - 1))
+
+    def _matrix(self, leading: int) -> torch.Tensor:
+        """The matrix for points with `leading` dimensions before their coordinates, the
+        first the image's: a per-image (B, 4, 4) viewed as (B, 1, ..., 4, 4)."""
+        if self.matrix.dim() == 2:
+            return self.matrix
+        return self.matrix.view(self.matrix.shape[0], *[1] * (leading - 1), 4, 4)
 
 
 class WhereMap(nn.Module):
@@ -195,10 +204,13 @@ class SpatialAIR(AIR):
         """As AIR.forward; the output also holds the grid (cells <-> ground)."""
         feature_map = self.map_encoder(images)  # (B, C, h, w)
         B, _, rows, cols = feature_map.shape
-        grid = CellGrid(self.camera, self.config.glimpse_height, rows, cols)
         pooled = torch.cat([feature_map.mean(dim=(2, 3)), feature_map.amax(dim=(2, 3))], 1)
+        features = self.code(pooled)
+        camera = self.estimate_camera(features, mode)  # read from the pooled code
+        matrix = self.matrices(camera)
+        grid = CellGrid(matrix, self.config.glimpse_height, rows, cols)
         inputs = SpatialInputs(
-            images, self.code(pooled), self._glimpse_projection(), feature_map, grid
+            images, features, self._glimpse_projection(matrix), feature_map, grid
         )
         start = self.initial_state(B, images.device)
         state = SpatialState(
@@ -208,7 +220,7 @@ class SpatialAIR(AIR):
         for t in range(max_steps or self.max_steps):
             step, state = self.step(t, state, inputs, mode)
             steps.append(step)
-        return AIROutput(steps, inputs.features, grid)
+        return AIROutput(steps, inputs.features, grid, camera)
 
     def step(
         self, t: int, state: SpatialState, inputs: SpatialInputs, mode: Mode

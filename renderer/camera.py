@@ -20,14 +20,33 @@ def projection_matrix(world: World) -> torch.Tensor:
     return cameras.get_full_projection_transform().get_matrix()[0].detach()
 
 
+def projection_matrices(world: World, eye: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 4): `projection_matrix` of the world's camera moved to each eye (B, 3) (still
+    aimed at its look-at, with its up and field of view). Differentiable in eye."""
+    cam = world.camera
+    B = eye.shape[0]
+    at = eye.new_tensor(cam.look_at).expand(B, 3)
+    up = eye.new_tensor(cam.up).expand(B, 3)
+    R, T = look_at_view_transform(eye=eye, at=at, up=up, device=eye.device)
+    cameras = FoVPerspectiveCameras(
+        R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=eye.device
+    )
+    return cameras.get_full_projection_transform().get_matrix()
+
+
 def project(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Takes world points (..., 3) to image coordinates (..., 2) in [-1, 1].
+    """Takes world points (..., 3) to image coordinates (..., 2) in [-1, 1]. `matrix` is
+    (4, 4), or (..., 4, 4) broadcasting with points' leading dimensions (one per image).
 
     Convention of torch's grid_sample: (-1, -1) is the top-left corner, x to the right,
     y down. (PyTorch3D's NDC has +x left and +y up, hence the sign flips.)
     """
     ones = torch.ones_like(points[..., :1])
-    clip = torch.cat([points, ones], dim=-1) @ matrix.to(points)
+    rows = torch.cat([points, ones], dim=-1)
+    if matrix.dim() == 2:
+        clip = rows @ matrix.to(points)
+    else:
+        clip = (rows[..., None, :] @ matrix.to(points))[..., 0, :]
     ndc = clip[..., :2] / clip[..., 3:4]
     return -ndc
 

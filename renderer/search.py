@@ -155,8 +155,9 @@ def take(batch: SceneBatch, index: torch.Tensor | list[int]) -> SceneBatch:
 
 
 def cat_objects(a: SceneBatch, b: SceneBatch) -> SceneBatch:
-    """Scene-wise concatenation of the object slots of two equally long batches."""
-    return SceneBatch(
+    """Scene-wise concatenation of the object slots of two equally long batches, seen from
+    a's cameras."""
+    return a.with_slots(
         torch.cat([a.shape, b.shape], 1),
         torch.cat([a.present, b.present], 1),
         torch.cat([a.xz, b.xz], 1),

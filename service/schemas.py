@@ -124,6 +124,11 @@ class FitOut(BaseModel):
 
 
 class InferenceOut(BaseModel):
+    """In a world with camera jitter an answer also carries q's estimate of its camera,
+    "camera": {"position": [x, y, z]} (as SceneIn's); absent: the world's camera."""
+
+    model_config = ConfigDict(extra="allow")  # "camera", only where the world's camera moves
+
     objects: list[ObjectOut]
     count: int = Field(ge=0)
     fit: FitOut

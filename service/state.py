@@ -14,7 +14,7 @@ from PIL import Image
 from air3d.images import Canvas
 from air3d.model import Inference, Predictor
 from air3d.renderer import Scene, SceneRenderer
-from air3d.renderer.camera import project, projection_matrix, to_pixels
+from air3d.renderer.camera import project, projection_matrices, projection_matrix, to_pixels
 from air3d.service.admission import Admission
 from air3d.service.batching import MicroBatcher
 from air3d.service.decoding import decode
@@ -71,8 +71,12 @@ class ServiceState:
         if data["objects"]:
             if self._projection is None:
                 self._projection = projection_matrix(self.predictor.world)
+            matrix = self._projection
+            if inference.camera is not None:  # q's camera (a world with camera jitter)
+                eye = torch.tensor([inference.camera])
+                matrix = projection_matrices(self.predictor.world, eye)[0]
             points = torch.tensor([o["position"] for o in data["objects"]])  # (N, 3)
-            pixels = to_pixels(project(points, self._projection), self.predictor.image_size)
+            pixels = to_pixels(project(points, matrix), self.predictor.image_size)
             for obj, pixel in zip(data["objects"], pixels.tolist(), strict=True):
                 obj["pixel"] = pixel
         return data

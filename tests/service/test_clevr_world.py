@@ -61,6 +61,11 @@ def test_answers_carry_the_worlds_attributes_and_render_back(clevr_client, clevr
     assert [(o["shape"], o["color"]) for o in first] == [
         (o["shape"], o["color"]) for o in direct["objects"]
     ]
+    # a world with camera jitter: each answer carries q's camera, and pixels are read
+    # through it
+    for result in body["results"]:
+        assert len(result["camera"]["position"]) == 3
+    assert body["results"][0]["camera"] == direct["camera"]
     # an answer renders as it is; without its colour it is refused by name
     scene = body["results"][0] if first else {"objects": objects[:1]}
     assert clevr_client.post("/render", json=scene).status_code == 200

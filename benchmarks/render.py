@@ -34,6 +34,7 @@ import torch
 from pytorch3d.structures import Meshes
 
 from air3d.model.config import ModelConfig
+from air3d.model.objective import stage_loss
 from air3d.model.training import TrainConfig, Trainee
 from air3d.renderer import (
     WORLD_HELP,
@@ -234,9 +235,7 @@ def training(
 
         def step(stage: str = stage, images: torch.Tensor = images, batch=batch) -> None:
             terms = trainee(stage, images, batch, renderer, world)
-            loss = terms["loss"] if stage == "sleep" else (
-                terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
-            )  # fmt: skip
+            loss = stage_loss(stage, terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 
 from air3d.model.config import ModelConfig
+from air3d.model.objective import stage_loss
 from air3d.model.train_config import TrainConfig
 from air3d.model.training import Trainee
 from air3d.renderer import WORLD_HELP, SceneBatch, SceneRenderer, open_world
@@ -68,9 +69,7 @@ def measure(world_name: str | None, batch: int, where: str, repeats: int) -> dic
 
     def step(stage: str) -> None:
         terms = trainee(stage, images, scenes, renderer, world)
-        loss = terms["loss"] if stage == "sleep" else (
-            terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
-        )  # fmt: skip
+        loss = stage_loss(stage, terms)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

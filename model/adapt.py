@@ -41,7 +41,7 @@ from air3d.images import Canvas, CanvasLike, read_image
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig, check_keys
 from air3d.model.metrics_log import MetricsLog
-from air3d.model.objective import elbo_terms, sleep_loss
+from air3d.model.objective import elbo_terms, sleep_loss, stage_loss
 from air3d.model.scene_pool import ScenePool
 from air3d.model.training import Trainee
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
@@ -263,7 +263,7 @@ class Adapter:
         else:
             self.trainee.train()
             terms = self._elbo(self.q(images, "sample"), images)
-            loss = terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
+            loss = stage_loss("elbo", terms)
             self._set_q_lr(c.joint_lr)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"adapt: loss is {loss.item()} at step {self.step} ({stage})")

@@ -152,6 +152,14 @@ def _cell_terms(
     }
 
 
+def stage_loss(stage: str, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What one optimiser step of a stage minimises: the sleep loss, or the ELBO's
+    reparameterised, score-function and baseline terms together."""
+    if stage == "sleep":
+        return terms["loss"]
+    return terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
+
+
 def _robust(error: torch.Tensor) -> torch.Tensor:
     """Huber loss of (..., 2) errors summed over the last dim: squared near zero, linear
     (bounded gradient) for the large errors of an untrained net."""

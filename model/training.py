@@ -29,7 +29,7 @@ from air3d.model.build import build_model
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.metrics_log import MetricsLog
-from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss
+from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss, stage_loss
 from air3d.model.predictor import Predictor
 from air3d.model.scene_pool import ScenePool
 from air3d.model.train_config import TrainConfig
@@ -235,11 +235,7 @@ class Trainer:
             self._set_lr(self.step)
             self.module.train()
             terms = self.module(stage, images, targets, self.renderer, self.world)
-            loss = (
-                terms["loss"]
-                if stage == "sleep"
-                else terms["loss_reparam"] + terms["loss_reinforce"] + terms["loss_baseline"]
-            )
+            loss = stage_loss(stage, terms)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.step} ({stage})")
             self.optimizer.zero_grad(set_to_none=True)

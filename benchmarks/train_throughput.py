@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -34,6 +35,9 @@ from air3d.model.train_config import TrainConfig
 from air3d.model.training import Trainee
 from air3d.renderer import WORLD_HELP, SceneBatch, SceneRenderer, open_world
 from air3d.renderer.prior import sample_scenes
+
+sys.path.insert(0, str(Path(__file__).parent))
+from render import machine  # noqa: E402  (benchmarks/render.py: the machine, in words)
 
 
 def seconds(run: Callable[[], None], repeats: int) -> float:
@@ -85,17 +89,6 @@ def measure(world_name: str | None, batch: int, where: str, repeats: int) -> dic
     return {part: batch / spent for part, spent in timed.items()}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    threads = torch.get_num_threads()
-    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, threads {threads}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--world", default=None, help=WORLD_HELP)
@@ -116,7 +109,7 @@ def main() -> None:
             rows.append((where, batch, rates))
     parts = list(rows[0][2])
     print(f"world {world.name}, {world.image_size}x{world.image_size}, up to "
-          f"{world.max_objects} objects; {machine()}")  # fmt: skip
+          f"{world.max_objects} objects; {machine(torch.device('cpu'))}")  # fmt: skip
     print(
         f"load average (1 min) before/after: {load_before[0]:.1f}/{os.getloadavg()[0]:.1f}; "
         f"median of {args.repeats} runs; took {time.perf_counter() - started:.0f} s; images/s"

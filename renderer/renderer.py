@@ -32,7 +32,7 @@ Where the time goes on CPU, and what this module does about it:
   face centre.
 - Crisp mode, like soft mode, rasterises the objects only and paints them over the
   image of the empty ground: the ground quad covered every pixel. The ground's pixels are
-  found by casting each pixel's ray onto the plane (`_ground_pixels`), per camera: no
+  found by casting each pixel's ray onto the plane (`_floor_of`), per camera: no
   rasterising.
 - PyTorch3D's naive CPU rasteriser costs about a microsecond per pixel and mesh whatever
   the faces (it has no CPU binning), so each object is rasterised alone in a small
@@ -106,9 +106,8 @@ class SceneRenderer(torch.nn.Module):
         # 1e-6, not SoftRas' 1e-4: a face nearer the camera can outweigh the faces behind
         # it even at that weight, and dropping it would jump the colour.
         self._blur = math.log(1.0 / 1e-6 - 1.0) * soft.soft_sigma
-        self._on_ground = self._ground_seen_by(self.cameras)  # (1, H, W)
-        if world.shading is not None:  # lamps: the floor is lit pixel by pixel (shading.py)
-            self._floor = self._floor_seen_by(self.cameras)  # (1, H, W, 3), (1, H, W)
+        # the floor's points and pixels seen from the world's camera: (1, H, W, 3), (1, H, W)
+        self._floor = self._floor_seen_by(self.cameras)
 
     def cameras_at(self, eye: torch.Tensor) -> FoVPerspectiveCameras:
         """PyTorch3D cameras at eye positions (B, 3), aimed as the world's camera (look-at,
@@ -124,23 +123,18 @@ class SceneRenderer(torch.nn.Module):
             R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=eye.device
         )
 
-    def _ground_pixels(self, eye: torch.Tensor | None) -> torch.Tensor:
-        """(B, H, W) bool: the pixels that see the ground quad from eye (B, 3), or (1, H, W)
-        from the world's camera (eye None)."""
-        return self._on_ground if eye is None else self._ground_seen_by(self.cameras_at(eye))
-
-    def _ground_seen_by(self, cameras: FoVPerspectiveCameras) -> torch.Tensor:
-        """(B, H, W) bool: the pixels whose centre's ray meets the ground quad in front of
-        each camera (the plane y = 0 within the ground's half extent)."""
-        size, extent = self.world.image_size, self.world.ground.half_extent
-        return shading.floor_points(cameras, size, extent)[1].detach()
-
     def _floor_seen_by(self, cameras: FoVPerspectiveCameras) -> tuple[torch.Tensor, torch.Tensor]:
-        """A world with `shading`: where each pixel's ray meets the floor (B, H, W, 3), and
-        whether it does within the floor's extent (B, H, W), for each camera."""
-        return shading.floor_points(
-            cameras, self.world.image_size, self.world.shading.floor_extent
-        )
+        """Where each pixel's ray meets the floor y = 0 (B, H, W, 3), and whether it does in
+        front of each camera within the floor's extent (B, H, W): the ground quad's half
+        extent, or in a world with `shading` its lit floor's."""
+        world = self.world
+        extent = world.ground.half_extent if world.shading is None else world.shading.floor_extent
+        return shading.floor_points(cameras, world.image_size, extent)
+
+    def _floor_of(self, eye: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The floor points and hits seen from eye (B, 3): (B, H, W, 3), (B, H, W); B = 1
+        for the world's camera (eye None)."""
+        return self._floor if eye is None else self._floor_seen_by(self.cameras_at(eye))
 
     def ground_image(self, eye: torch.Tensor | None = None) -> torch.Tensor:
         """What both modes paint their objects over: the lit empty ground (B, H, W, 3),
@@ -152,7 +146,7 @@ class SceneRenderer(torch.nn.Module):
         faces = self._ground[0][self._ground[1]]  # (2, 3, 3), both facing up: one colour
         albedo = self.appearance.ground_color().expand(faces.shape[0], 3)
         color = self._shade(faces, albedo)[0]  # (3,)
-        on_ground = self._ground_pixels(eye)[..., None]  # (B, H, W, 1)
+        on_ground = self._floor_of(eye)[1][..., None]  # (B, H, W, 1)
         return torch.where(on_ground, color, self.appearance.background())
 
     def meshes(self, batch: SceneBatch, ground: bool = True) -> Meshes:
@@ -402,13 +396,8 @@ class SceneRenderer(torch.nn.Module):
             cover = _silhouette(pix_to_face, frags.dists, self.world)
         look = self.appearance
         lit = look.diffuse() * direction[1].clamp(min=0.0) * look.ground_color()  # (3,)
-        on_table = self._ground_pixels(eye)[..., None]  # (1 or B, H, W, 1)
+        on_table = self._floor_of(eye)[1][..., None]  # (1 or B, H, W, 1)
         return ground - look.shadow() * cover * on_table * lit
-
-    def _floor_of(self, eye: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The floor points and hits seen from eye (B, 3): (B, H, W, 3), (B, H, W); B = 1
-        for the world's camera (eye None)."""
-        return self._floor if eye is None else self._floor_seen_by(self.cameras_at(eye))
 
     def _lit_floor(self, eye: torch.Tensor | None = None) -> torch.Tensor:
         """A world with `shading`: the empty floor lit pixel by pixel (falloff of the lamps'

@@ -12,26 +12,28 @@ from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
 from air3d.renderer.world import World
 
 
-def projection_matrix(world: World) -> torch.Tensor:
-    """The (4, 4) world -> clip matrix, row-vector convention: clip = [x, y, z, 1] @ M."""
-    cam = world.camera
-    R, T = look_at_view_transform(eye=(cam.position,), at=(cam.look_at,), up=(cam.up,))
-    cameras = FoVPerspectiveCameras(R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar)
-    return cameras.get_full_projection_transform().get_matrix()[0].detach()
-
-
-def projection_matrices(world: World, eye: torch.Tensor) -> torch.Tensor:
-    """(B, 4, 4): `projection_matrix` of the world's camera moved to each eye (B, 3) (still
-    aimed at its look-at, with its up and field of view). Differentiable in eye."""
+def cameras_at(world: World, eye: torch.Tensor) -> FoVPerspectiveCameras:
+    """PyTorch3D cameras of the world's camera moved to each eye (B, 3): still aimed at its
+    look-at, with its up and field of view. Differentiable in eye."""
     cam = world.camera
     B = eye.shape[0]
     at = eye.new_tensor(cam.look_at).expand(B, 3)
     up = eye.new_tensor(cam.up).expand(B, 3)
     R, T = look_at_view_transform(eye=eye, at=at, up=up, device=eye.device)
-    cameras = FoVPerspectiveCameras(
+    return FoVPerspectiveCameras(
         R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=eye.device
     )
-    return cameras.get_full_projection_transform().get_matrix()
+
+
+def projection_matrix(world: World) -> torch.Tensor:
+    """The (4, 4) world -> clip matrix, row-vector convention: clip = [x, y, z, 1] @ M."""
+    return projection_matrices(world, torch.tensor([world.camera.position]))[0].detach()
+
+
+def projection_matrices(world: World, eye: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 4): `projection_matrix` of the world's camera moved to each eye (B, 3).
+    Differentiable in eye."""
+    return cameras_at(world, eye).get_full_projection_transform().get_matrix()
 
 
 def project(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,6 @@ from pytorch3d.renderer import (
     FoVPerspectiveCameras,
     MeshRasterizer,
     TexturesVertex,
-    look_at_view_transform,
 )
 from pytorch3d.renderer.blending import softmax_rgb_blend
 from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
@@ -63,6 +62,7 @@ from pytorch3d.structures import Meshes
 
 from air3d.renderer import shading
 from air3d.renderer.appearance import Appearance
+from air3d.renderer.camera import cameras_at
 from air3d.renderer.fragments import fragments, pixel_fragments
 from air3d.renderer.scene import Scene, SceneBatch
 from air3d.renderer.shapes import ShapeLibrary
@@ -112,16 +112,7 @@ class SceneRenderer(torch.nn.Module):
     def cameras_at(self, eye: torch.Tensor) -> FoVPerspectiveCameras:
         """PyTorch3D cameras at eye positions (B, 3), aimed as the world's camera (look-at,
         up, field of view). Differentiable in eye."""
-        cam = self.world.camera
-        R, T = look_at_view_transform(
-            eye=eye,
-            at=torch.tensor(cam.look_at, device=eye.device).expand(len(eye), 3),
-            up=torch.tensor(cam.up, device=eye.device).expand(len(eye), 3),
-            device=eye.device,
-        )
-        return FoVPerspectiveCameras(
-            R=R, T=T, fov=cam.fov_deg, znear=cam.znear, zfar=cam.zfar, device=eye.device
-        )
+        return cameras_at(self.world, eye)
 
     def _floor_seen_by(self, cameras: FoVPerspectiveCameras) -> tuple[torch.Tensor, torch.Tensor]:
         """Where each pixel's ray meets the floor y = 0 (B, H, W, 3), and whether it does in

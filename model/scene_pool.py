@@ -94,6 +94,13 @@ class ScenePool:
         images = torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
         return cls(images, SceneBatch.from_scenes(scenes, shapes, world.max_objects))
 
+    @classmethod
+    def zeros(cls, n: int, like: ScenePool) -> ScenePool:
+        """n empty entries shaped as `like`'s (to be written over)."""
+        images = like.images.new_zeros((n, *like.images.shape[1:]))
+        tensors = (t.new_zeros((n, *t.shape[1:])) for t in batch_tensors(like.latents))
+        return cls(images, SceneBatch(*tensors))
+
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, SceneBatch]:
         images = self.images[index].to(device, torch.float32) / 255.0
         latents = SceneBatch(*(t[index] for t in batch_tensors(self.latents)))

@@ -20,6 +20,8 @@ class TrainConfig:
     world: str | None = None  # world NAME or PATH (renderer/worlds.py); None: tabletop
     pool_size: int = 20000  # prior samples rendered once and reused (per rank)
     pool_cache: str | None = "runs/cache"  # where rendered pools are kept (None: nowhere)
+    refresh_every: int = 0  # every this many steps a block of fresh prior scenes is written
+    refresh_size: int = 128  # over the pool's oldest (pool_refresh.py); 0: the pool stays
     batch_size: int = 64
     sleep_steps: int = 1000  # stage 1: fit q to (z, x) from prior + renderer
     elbo_steps: int = 0  # stage 2: maximise the ELBO through the soft renderer

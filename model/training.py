@@ -1,7 +1,8 @@
 """Training q(z | x): a sleep-phase warm start on prior samples, then the ELBO.
 
 Settings are TrainConfig (train_config.py); the sleep stage's data is a ScenePool
-(scene_pool.py); metrics go through MetricsLog (metrics_log.py).
+(scene_pool.py), which fresh scenes rewrite during a long run (pool_refresh.py); metrics go
+through MetricsLog (metrics_log.py).
 
 The loop is generic: the model's objective (objective.py) returns its terms as a dict; the
 loop steps the optimiser, logs, checkpoints and resumes. The sleep stage runs AIR for
@@ -30,6 +31,7 @@ from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.metrics_log import MetricsLog
 from air3d.model.objective import NVILBaseline, elbo_terms, sleep_loss, stage_loss
+from air3d.model.pool_refresh import PoolRefresh
 from air3d.model.predictor import Predictor
 from air3d.model.scene_pool import ScenePool
 from air3d.model.train_config import TrainConfig
@@ -208,15 +210,22 @@ class Trainer:
         c, main = self.config, self.rank == 0
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-        pool = ScenePool.cached(
-            c.pool_size,
-            c.seed + 7919 * self.rank,
-            self.world,
-            self.shapes,
-            self.renderer,
-            c.pool_cache,
-            self.looks,
-        )
+        seed = c.seed + 7919 * self.rank
+
+        def first_pool() -> ScenePool:
+            return ScenePool.cached(
+                c.pool_size, seed, self.world, self.shapes, self.renderer, c.pool_cache, self.looks
+            )
+
+        refresh = None
+        if c.refresh_every:
+            refresh = PoolRefresh(
+                c.refresh_every, c.refresh_size, seed, self.world, self.shapes, self.device,
+                self.looks,
+            )  # fmt: skip
+            pool = refresh.restore(self.step, c.pool_size, first_pool)
+        else:
+            pool = first_pool()
         held_out = ScenePool.sample(
             c.validate_size, c.seed + 1_000_003, self.world, self.shapes, self.renderer
         )
@@ -244,6 +253,8 @@ class Trainer:
             self.optimizer.step()
             self.step += 1
             bar.update(1)
+            if refresh is not None:
+                refresh.after_step(pool, self.step)
             if self.step % c.log_every == 0 or self.step == self.total_steps:
                 self.metrics = {k: float(v.detach()) for k, v in terms.items()}
                 self.metrics["count_accuracy"] = self.validate(held_out)
@@ -259,6 +270,8 @@ class Trainer:
                 # q after the warm start alone: what the report compares the ELBO stage to
                 save_checkpoint(self.out / "sleep.pt", self._checkpoint(with_optimizer=False))
         bar.close()
+        if refresh is not None:
+            refresh.close()
         if main:
             save_checkpoint(self.out / "model.pt", self._checkpoint(with_optimizer=False))
         log.close()

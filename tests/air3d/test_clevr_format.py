@@ -194,14 +194,15 @@ def test_a_scene_camera_is_written_as_camera_location_and_read_back(
     record = scene_to_clevr(moved, "0.png", 0, world)
     assert record["camera_location"] == pytest.approx([2.0, -2.6, 2.4])  # CLEVR's axes
     # pixel_coords follow the scene's camera: where a renderer at that camera draws it
-    assert record["objects"][0]["pixel_coords"] != scene_to_clevr(SCENE, "0.png", 0, world)[
-        "objects"
-    ][0]["pixel_coords"]
+    assert (
+        record["objects"][0]["pixel_coords"]
+        != scene_to_clevr(SCENE, "0.png", 0, world)["objects"][0]["pixel_coords"]
+    )
     renderer = SceneRenderer(world, shapes)
     with torch.no_grad():
         image, empty = renderer.render_scenes([moved, Scene((), eye)])
     col, row, _ = record["objects"][0]["pixel_coords"]
     assert (image[:, row, col] - empty[:, row, col]).abs().max() > 0.05
     write_clevr(tmp_path / "s.json", clevr_document([record]))
-    (_, back), = read_clevr(tmp_path / "s.json", world, shapes)
+    ((_, back),) = read_clevr(tmp_path / "s.json", world, shapes)
     assert back.camera == pytest.approx(eye) and back.objects == moved.objects

@@ -197,3 +197,42 @@ def test_init_from_takes_the_shipped_model_and_its_config(tmp_path):
     train(config)
     assert _weights(tmp_path / "model.pt").keys() == _weights(shipped).keys()
     assert load_checkpoint(tmp_path / "model.pt")["model_config"]["hidden_dim"] == 256
+
+
+@pytest.mark.parametrize("refresh_size", [16, 32])  # at step 3 the first pool lives / is gone
+def test_a_refreshed_pool_resumes_exactly(tmp_path, refresh_size):
+    """Fresh scenes written into the pool every step: a resumed run rebuilds the pool as it
+    was (with or without the first draw still in it) and trains exactly as the straight run."""
+    refresh = dict(refresh_every=1, refresh_size=refresh_size)
+    straight = tmp_path / "straight"
+    train(tiny_train_config(straight, checkpoint_every=1, **refresh))
+    interrupted = tmp_path / "interrupted"
+    train(tiny_train_config(interrupted, sleep_steps=3, elbo_steps=0, **refresh))
+    train(tiny_train_config(interrupted, **refresh), resume=True)
+    unrefreshed = tmp_path / "unrefreshed"
+    train(tiny_train_config(unrefreshed))
+    a, b = _weights(straight / "model.pt"), _weights(interrupted / "model.pt")
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+    c = _weights(unrefreshed / "model.pt")
+    assert any(not torch.allclose(a[name], c[name]) for name in a)  # the fresh scenes count
+
+
+def test_pool_refresh_writes_fresh_scenes_over_the_oldest(world, shapes):
+    from air3d.model.pool_refresh import PoolRefresh
+    from air3d.model.scene_pool import ScenePool
+    from air3d.renderer import SceneRenderer
+
+    pool = ScenePool.sample(10, 3, world, shapes, SceneRenderer(world, shapes))
+    before = pool.images.clone()
+    refresh = PoolRefresh(2, 4, 3, world, shapes, torch.device("cpu"))
+    for step in range(1, 7):  # blocks 0, 1, 2 written at steps 2, 4, 6
+        refresh.after_step(pool, step)
+    refresh.close()
+    block = refresh.block(2)  # entries 8, 9, then 0, 1 of the ring
+    assert torch.equal(pool.images[[8, 9, 0, 1]], block.images)
+    assert torch.equal(pool.latents.xz[[8, 9, 0, 1]], block.latents.xz)
+    assert torch.equal(pool.images[2:4], refresh.block(0).images[2:])
+    assert not torch.equal(pool.images, before)
+    with pytest.raises(ValueError, match="refresh_every"):
+        PoolRefresh(0, 4, 3, world, shapes, torch.device("cpu"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import projection_matrix, unproject_to_plane
+from air3d.renderer.camera import projection_matrices, projection_matrix, unproject_to_plane
 from air3d.renderer.prior_density import PriorDensity
 from air3d.renderer.search import SceneSearch, blur, take
 
@@ -71,7 +71,8 @@ class Refiner:
         renderer = SceneRenderer(replace(world, rendering=rendering), shapes, self.device)
         self.prior = PriorDensity(world, shapes, max_count)
         self.search = SceneSearch(renderer, self.prior)
-        self._projection = projection_matrix(world)
+        self.world = world
+        self._projection = projection_matrix(world)  # scenes without a camera of their own
         # An added object tries every shape with each attribute at its first value; a
         # sweep then picks its attributes (every kind would be 96 trials in CLEVR's world).
         index = shapes.factor_index()
@@ -172,8 +173,11 @@ class Refiner:
         peak = residual.flatten(1).argmax(1)  # (B,)
         pixel = torch.stack([peak % size, peak // size], -1).float() + 0.5  # (column, row)
         uv = pixel * 2.0 / size - 1.0  # (B, 2) image coordinates of the pixel's centre
+        matrix = self._projection  # each scene's own camera where q estimated one
+        if batch.eye is not None:
+            matrix = projection_matrices(self.world, batch.eye)
         xz = torch.stack(  # (B, S, 2): where each shape would stand to appear there
-            [unproject_to_plane(uv, self._projection, h / 2) for h in self._heights], 1
+            [unproject_to_plane(uv, matrix, h / 2) for h in self._heights], 1
         )
         slot = free.float().argmax(1)  # (B,) first empty slot
         # 1. Shape and yaw: candidates (B, S * Y), shape-major.

@@ -17,8 +17,10 @@ def refiner(world, shapes) -> Refiner:
     return Refiner(world, shapes, world.max_objects)
 
 
-def _scene(shapes, *objects: tuple[str, float, float, float], slots: int = 0) -> SceneBatch:
-    scene = Scene(tuple(SceneObject(s, (x, 0.0, z), yaw) for s, x, z, yaw in objects))
+def _scene(
+    shapes, *objects: tuple[str, float, float, float], slots: int = 0, camera=None
+) -> SceneBatch:
+    scene = Scene(tuple(SceneObject(s, (x, 0.0, z), yaw) for s, x, z, yaw in objects), camera)
     return SceneBatch.from_scenes([scene], shapes, slots)
 
 
@@ -56,6 +58,18 @@ def test_sweep_adds_a_missing_object_where_the_image_is_unexplained(world, shape
     assert swept.present[0].tolist() == [True, True]
     assert shapes.names[int(swept.shape[0, 1])] == "cube"
     assert (swept.xz[0, 1] - truth.xz[0, 1]).norm() < 0.15
+
+
+def test_an_object_is_added_where_the_scenes_own_camera_sees_it(world, shapes, refiner):
+    """A scene seen from a moved camera (q's estimate of it): the missing object is placed
+    by back-projecting through that camera, not the world's."""
+    eye = tuple(p + d for p, d in zip(world.camera.position, (0.6, -0.3, 0.4), strict=True))
+    truth = _scene(shapes, ("cone", -0.5, 0.2, 0.0), ("cube", 0.6, -0.4, 30.0), camera=eye)
+    image = _render(world, shapes, truth)
+    start = _scene(shapes, ("cone", -0.5, 0.2, 0.0), slots=2, camera=eye)
+    added = refiner._add(start, image)
+    assert added.present[0].tolist() == [True, True]
+    assert (added.xz[0, 1] - truth.xz[0, 1]).norm() < 0.08  # the world's camera: 0.22
 
 
 def test_refinement_never_scores_below_q(tiny_checkpoint):

@@ -63,7 +63,7 @@ def test_sweep_adds_a_missing_object_where_the_image_is_unexplained(world, shape
 def test_an_object_is_added_where_the_scenes_own_camera_sees_it(world, shapes, refiner):
     """A scene seen from a moved camera (q's estimate of it): the missing object is placed
     by back-projecting through that camera, not the world's."""
-    eye = tuple(p + d for p, d in zip(world.camera.position, (0.6, -0.3, 0.4), strict=True))
+    eye = tuple(p + d for p, d in zip(world.camera.position, (1.0, -0.5, -0.8), strict=True))
     truth = _scene(shapes, ("cone", -0.5, 0.2, 0.0), ("cube", 0.6, -0.4, 30.0), camera=eye)
     image = _render(world, shapes, truth)
     start = _scene(shapes, ("cone", -0.5, 0.2, 0.0), slots=2, camera=eye)

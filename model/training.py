@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,7 @@ class Trainer:
             ]
         )
         self.step = 0
+        self.hours = 0.0  # wall-clock hours of the run's steps so far, resumes added up
         self.metrics: dict[str, float] = {}
         if resume:
             self._resume()
@@ -169,6 +171,7 @@ class Trainer:
         self.trainee.baseline.load_state_dict(checkpoint["baseline"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step, self.metrics = checkpoint["step"], checkpoint["metrics"]
+        self.hours = checkpoint.get("hours", 0.0)  # absent from checkpoints made before
         torch.set_rng_state(checkpoint["rng"].cpu())
 
     def _checkpoint(self, with_optimizer: bool = True) -> dict[str, Any]:
@@ -178,6 +181,7 @@ class Trainer:
             "shapes": self.shapes.to_dict(),
             "train_config": asdict(self.config),
             "step": self.step,
+            "hours": self.hours,
             "stage": self._stage(max(self.step - 1, 0)),
             "metrics": self.metrics,
             "model": self.trainee.q.state_dict(),
@@ -233,6 +237,7 @@ class Trainer:
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc="train", disable=not main, unit="step"
         )
+        clock, hours_before = time.monotonic(), self.hours
         while self.step < self.total_steps:
             stage = self._stage(self.step)
             size = c.batch_size if stage == "sleep" else c.elbo_batch_size
@@ -253,6 +258,7 @@ class Trainer:
             self.optimizer.step()
             self.step += 1
             bar.update(1)
+            self.hours = hours_before + (time.monotonic() - clock) / 3600
             if refresh is not None:
                 refresh.after_step(pool, self.step)
             if self.step % c.log_every == 0 or self.step == self.total_steps:
@@ -261,6 +267,7 @@ class Trainer:
                 if self.trainee.sleep_steps and c.extra_steps:
                     steps = self.trainee.sleep_steps  # are the extra steps off?
                     self.metrics["count_accuracy_extra_steps"] = self.validate(held_out, steps)
+                self.metrics["hours"] = self.hours
                 log.write(self.step, stage, self.metrics)
                 bar.set_postfix(stage=stage, loss=f"{loss.item():.3g}",
                                 count_acc=f"{self.metrics['count_accuracy']:.3f}")  # fmt: skip

@@ -29,6 +29,7 @@ def test_training_writes_self_describing_checkpoints_and_logs(tmp_path):
     assert [s["name"] for s in checkpoint["shapes"]["shapes"]][:3] == ["cube", "sphere", "cylinder"]
     assert checkpoint["model_config"]["hidden_dim"] == 16
     assert "elbo" in metrics and "count_accuracy" in metrics
+    assert 0 < checkpoint["hours"] == metrics["hours"] < 0.1  # the run's wall-clock time
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,stage,name,value" and any(",elbo,elbo," in r for r in rows)
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from air3d.model import DEFAULT_CHECKPOINT, Predictor, choose_checkpoint, shipped_checkpoint
+from air3d.model.checkpoint import load_checkpoint
 from air3d.model.shipped import MODELS_DIR, check_world
+from air3d.renderer.shapes import ShapeLibrary, expand_kinds, load_shape_library
+from air3d.renderer.world import World, load_world
+from air3d.renderer.worlds import shipped_worlds, world_files
 
 
 def test_each_shipped_world_has_its_model_path(tmp_path) -> None:
@@ -23,3 +29,17 @@ def test_world_must_be_the_checkpoints(tiny_clevr_checkpoint, tiny_clevr_world) 
     check_world(world, str(tiny_clevr_world), tiny_clevr_checkpoint)
     with pytest.raises(ValueError, match="is a model of world 'tinyclevr', not 'clevr': drop"):
         check_world(world, "clevr", tiny_clevr_checkpoint)
+
+
+@pytest.mark.parametrize("name", shipped_worlds())
+def test_each_shipped_model_was_trained_in_its_shipped_world(name: str) -> None:
+    """A world's files and its model ship together: a model trained before the world changed
+    (e.g. CLEVR's cube size, its camera jitter) would read every image through a wrong world."""
+    checkpoint = load_checkpoint(shipped_checkpoint(name), "cpu")
+    world_file, shapes_dir = world_files(name)
+    trained = replace(World.from_dict(checkpoint["world"]), name=name).model_facing()
+    assert trained.to_dict() == load_world(world_file).model_facing().to_dict()
+    shipped_shapes = expand_kinds(load_shape_library(shapes_dir), load_world(world_file))
+    # Round-tripped: checkpoints written before a shape field existed read it as its default.
+    trained_shapes = ShapeLibrary.from_dict(checkpoint["shapes"]).to_dict()["shapes"]
+    assert trained_shapes == shipped_shapes.to_dict()["shapes"]

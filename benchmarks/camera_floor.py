@@ -1,0 +1,88 @@
+"""How much of q's 3D centre error is the camera's: CLEVR jitters its camera per image, and
+a position read from the image through the wrong camera misses even when the image point
+is right.
+
+    .venv/bin/python benchmarks/camera_floor.py --report reports/clevr/x-blender.json \\
+        --data data/clevr-blender-test [--world clevr]
+
+For each true object, the image-consistent truth is the point on its centre's plane that the
+world's unjittered camera sees where the image's own camera shows the object. Prints, as
+median and share within CLEVR's AP thresholds: the truth against the image-consistent truth
+(the error of a perfect image reader that keeps the world's camera: the floor), and q's
+answers (matched by the Hungarian algorithm on the ground plane) against both. The report
+must come from `air3d evaluate` on `--data` (its predicted_scenes are in the data's order),
+and the data's scenes must carry their cameras (make-data in a world with camera jitter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from air3d.renderer import WORLD_HELP, open_world
+from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
+
+THRESHOLDS = (0.125, 0.0625)
+
+
+def image_consistent(objects: list[dict], eye: list[float], world_eye: torch.Tensor, world):
+    """(true xz (N, 2), image-consistent xz (N, 2)) of one scene."""
+    centres = torch.tensor([o["position"] for o in objects], dtype=torch.float64)
+    # PyTorch3D builds cameras in float32; the projections run in float64.
+    own = projection_matrices(world, torch.tensor([eye]))[0].double()
+    fixed = projection_matrices(world, world_eye)[0].double()
+    image_points = project(centres, own)
+    read = [
+        unproject_to_plane(image_points[i : i + 1], fixed, float(centres[i, 1]))[0]
+        for i in range(len(centres))
+    ]
+    return centres[:, [0, 2]].numpy(), torch.stack(read).numpy()
+
+
+def matched_distances(pred: np.ndarray, true: np.ndarray) -> list[float]:
+    if not len(pred) or not len(true):
+        return []
+    distances = np.linalg.norm(pred[:, None] - true[None], axis=-1)
+    rows, cols = linear_sum_assignment(distances)
+    return distances[rows, cols].tolist()
+
+
+def summary(name: str, errors: list[float]) -> str:
+    e = np.asarray(errors)
+    within = ", ".join(f"within {t}: {np.mean(e < t):.1%}" for t in THRESHOLDS)
+    return f"{name}: median {np.median(e):.3f}, {within} ({len(e)} objects)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", type=Path, required=True, help="air3d evaluate's OUT.json")
+    parser.add_argument("--data", type=Path, required=True, help="the data set it evaluated")
+    parser.add_argument("--world", default="clevr", help=WORLD_HELP)
+    args = parser.parse_args()
+    world, _ = open_world(args.world)
+    world_eye = torch.tensor([world.camera.position])
+    predicted = json.loads(args.report.read_text())["predicted_scenes"]
+    truth = [json.loads(line) for line in (args.data / "scenes.jsonl").read_text().splitlines()]
+    if len(predicted) > len(truth) or "camera" not in truth[0]:
+        raise SystemExit("the report must be of --data, whose scenes carry their cameras")
+    floor, against_truth, against_image = [], [], []
+    for pred, true in zip(predicted, truth, strict=False):
+        eye = true["camera"]["position"]
+        xz, consistent = image_consistent(true["objects"], eye, world_eye, world)
+        floor += np.linalg.norm(xz - consistent, axis=1).tolist()
+        answer = np.array([[o["position"][0], o["position"][2]] for o in pred["objects"]])
+        answer = answer.reshape(-1, 2)
+        against_truth += matched_distances(answer, xz)
+        against_image += matched_distances(answer, consistent)
+    print(summary("the world's camera alone (truth vs image-consistent truth)", floor))
+    print(summary("q vs the truth", against_truth))
+    print(summary("q vs the image-consistent truth", against_image))
+
+
+if __name__ == "__main__":
+    main()

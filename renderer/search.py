@@ -103,7 +103,11 @@ class SceneSearch:
         return batch.with_slots(shape, batch.present, batch.xz, batch.yaw)
 
     def _best_value(
-        self, batch: SceneBatch, shape: torch.Tensor, n: int, table: torch.Tensor,
+        self,
+        batch: SceneBatch,
+        shape: torch.Tensor,
+        n: int,
+        table: torch.Tensor,
         target: torch.Tensor,
     ) -> torch.Tensor:
         """Slot n's kind (B,) after trying every value of one factor (`table`: kind ->

@@ -238,47 +238,49 @@ class Trainer:
             total=self.total_steps, initial=self.step, desc="train", disable=not main, unit="step"
         )
         clock, hours_before = time.monotonic(), self.hours
-        while self.step < self.total_steps:
-            stage = self._stage(self.step)
-            size = c.batch_size if stage == "sleep" else c.elbo_batch_size
-            images, targets = pool.batch(
-                self._batch_index(self.step, len(pool.images), size), self.device
-            )
-            if stage == "sleep":
-                images = self._vary_looks(images)
-            self._set_lr(self.step)
-            self.module.train()
-            terms = self.module(stage, images, targets, self.renderer, self.world)
-            loss = stage_loss(stage, terms)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.step} ({stage})")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.trainee.parameters(), 10.0)
-            self.optimizer.step()
-            self.step += 1
-            bar.update(1)
-            self.hours = hours_before + (time.monotonic() - clock) / 3600
+        try:  # the refresh's worker process must not outlive an interrupted run
+            while self.step < self.total_steps:
+                stage = self._stage(self.step)
+                size = c.batch_size if stage == "sleep" else c.elbo_batch_size
+                images, targets = pool.batch(
+                    self._batch_index(self.step, len(pool.images), size), self.device
+                )
+                if stage == "sleep":
+                    images = self._vary_looks(images)
+                self._set_lr(self.step)
+                self.module.train()
+                terms = self.module(stage, images, targets, self.renderer, self.world)
+                loss = stage_loss(stage, terms)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at step {self.step} ({stage})")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.trainee.parameters(), 10.0)
+                self.optimizer.step()
+                self.step += 1
+                bar.update(1)
+                self.hours = hours_before + (time.monotonic() - clock) / 3600
+                if refresh is not None:
+                    refresh.after_step(pool, self.step)
+                if self.step % c.log_every == 0 or self.step == self.total_steps:
+                    self.metrics = {k: float(v.detach()) for k, v in terms.items()}
+                    self.metrics["count_accuracy"] = self.validate(held_out)
+                    if self.trainee.sleep_steps and c.extra_steps:
+                        steps = self.trainee.sleep_steps  # are the extra steps off?
+                        self.metrics["count_accuracy_extra_steps"] = self.validate(held_out, steps)
+                    self.metrics["hours"] = self.hours
+                    log.write(self.step, stage, self.metrics)
+                    bar.set_postfix(stage=stage, loss=f"{loss.item():.3g}",
+                                    count_acc=f"{self.metrics['count_accuracy']:.3f}")  # fmt: skip
+                if main and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
+                    save_checkpoint(self.out / "checkpoint.pt", self._checkpoint())
+                if main and self.step == c.sleep_steps and c.elbo_steps:
+                    # q after the warm start alone: what the report compares the ELBO stage to
+                    save_checkpoint(self.out / "sleep.pt", self._checkpoint(with_optimizer=False))
+        finally:
             if refresh is not None:
-                refresh.after_step(pool, self.step)
-            if self.step % c.log_every == 0 or self.step == self.total_steps:
-                self.metrics = {k: float(v.detach()) for k, v in terms.items()}
-                self.metrics["count_accuracy"] = self.validate(held_out)
-                if self.trainee.sleep_steps and c.extra_steps:
-                    steps = self.trainee.sleep_steps  # are the extra steps off?
-                    self.metrics["count_accuracy_extra_steps"] = self.validate(held_out, steps)
-                self.metrics["hours"] = self.hours
-                log.write(self.step, stage, self.metrics)
-                bar.set_postfix(stage=stage, loss=f"{loss.item():.3g}",
-                                count_acc=f"{self.metrics['count_accuracy']:.3f}")  # fmt: skip
-            if main and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
-                save_checkpoint(self.out / "checkpoint.pt", self._checkpoint())
-            if main and self.step == c.sleep_steps and c.elbo_steps:
-                # q after the warm start alone: what the report compares the ELBO stage to
-                save_checkpoint(self.out / "sleep.pt", self._checkpoint(with_optimizer=False))
+                refresh.close()
         bar.close()
-        if refresh is not None:
-            refresh.close()
         if main:
             save_checkpoint(self.out / "model.pt", self._checkpoint(with_optimizer=False))
         log.close()

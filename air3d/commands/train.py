@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 from pathlib import Path
 
 from air3d.model.train_config import load_train_config
@@ -26,7 +28,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """`kill`, a scheduler's stop: unwind like Ctrl-C, so that training's cleanup runs (its
+    pool-refresh worker would otherwise outlive it). The last checkpoint stays as written."""
+    sys.exit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     overrides = [*args.overrides, *([f"world={args.world}"] if args.world else [])]
     config = load_train_config(args.config, overrides)
     metrics = train(config, resume=args.resume)

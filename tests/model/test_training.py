@@ -219,6 +219,29 @@ def test_a_refreshed_pool_resumes_exactly(tmp_path, refresh_size):
     assert any(not torch.allclose(a[name], c[name]) for name in a)  # the fresh scenes count
 
 
+def test_an_interrupted_run_stops_its_refresh_worker(tmp_path, monkeypatch):
+    """Ctrl-C or `kill` (the train command turns SIGTERM into the same unwinding) mid-run:
+    the pool refresh's worker process is shut down, not left running after the trainer."""
+    from air3d.model.pool_refresh import PoolRefresh
+
+    refreshes: list[PoolRefresh] = []
+    after_step = PoolRefresh.after_step
+
+    def interrupt_at_step_2(self: PoolRefresh, pool, step: int) -> None:
+        refreshes.append(self)
+        after_step(self, pool, step)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(PoolRefresh, "after_step", interrupt_at_step_2)
+    config = tiny_train_config(tmp_path, refresh_every=1, refresh_size=8, checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    refresh = refreshes[-1]
+    assert refresh.executor is None and not refresh.pending
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1  # the last one written
+
+
 def test_pool_refresh_writes_fresh_scenes_over_the_oldest(world, shapes):
     from air3d.model.pool_refresh import PoolRefresh
     from air3d.model.scene_pool import ScenePool

@@ -19,6 +19,7 @@ COMMANDS = (
     "make_data",
     "calibrate",
     "adapt",
+    "train_centres",
 )
 
 

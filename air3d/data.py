@@ -165,7 +165,11 @@ class Dataset:
 
 
 def load_dataset(
-    directory: str | Path, world: World, shapes: ShapeLibrary, limit: int | None = None
+    directory: str | Path,
+    world: World,
+    shapes: ShapeLibrary,
+    limit: int | None = None,
+    canvas: Canvas | None = None,
 ) -> Dataset:
     """Reads a data set made by make_dataset; scenes are validated against world and shapes.
 
@@ -181,7 +185,7 @@ def load_dataset(
     most = max([len(r["objects"]) for r in records] + [world.max_objects])
     permissive = with_max_objects(world, most)
     scenes = [Scene.from_json(r, permissive, shapes) for r in records]
-    return _with_images(scenes, [directory / r["image"] for r in records], world)
+    return _with_images(scenes, [directory / r["image"] for r in records], world, canvas)
 
 
 def load_clevr_dataset(
@@ -190,6 +194,7 @@ def load_clevr_dataset(
     world: World,
     shapes: ShapeLibrary,
     limit: int | None = None,
+    canvas: Canvas | None = None,
 ) -> Dataset:
     """Reads images and their ground truth from a CLEVR scenes JSON (clevr_format.py), each
     `image_filename` relative to `image_root` (CLEVR's own files: its images/SPLIT folder;
@@ -197,13 +202,16 @@ def load_clevr_dataset(
     items = read_clevr(scenes_json, world, shapes)
     items = items[:limit] if limit is not None else items
     paths = [Path(image_root) / name for name, _ in items]
-    return _with_images([scene for _, scene in items], paths, world)
+    return _with_images([scene for _, scene in items], paths, world, canvas)
 
 
-def _with_images(scenes: list[Scene], paths: list[Path], world: World) -> Dataset:
+def _with_images(
+    scenes: list[Scene], paths: list[Path], world: World, canvas: Canvas | None
+) -> Dataset:
+    """The images on `canvas` (None: the world's; a model with a finer canvas: its)."""
+    canvas = canvas or Canvas.of(world)
     if not paths:
-        images = torch.zeros(0, 3, world.image_size, world.image_size)
+        images = torch.zeros(0, 3, canvas.size, canvas.size)
     else:
-        canvas = Canvas.of(world)
         images = torch.stack([read_image(p, canvas) for p in paths])
     return Dataset(images, scenes, paths)

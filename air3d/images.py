@@ -170,3 +170,25 @@ def encode_png(image: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     to_pil(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def resize_canvas(images: torch.Tensor, source: Canvas, target: Canvas) -> torch.Tensor:
+    """Images (B, 3, S, S) on the source canvas to the target canvas (B, 3, T, T): the image
+    rows resized as to_canvas resizes a file (bilinear, antialiased as Pillow's), the other
+    rows the target's fill. What to_canvas would give from the original, to about 1/255."""
+    first, last = source.image_rows
+    rows = target.image_rows
+    frame = torch.nn.functional.interpolate(
+        images[:, :, first:last],
+        size=(rows[1] - rows[0], target.size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    ).clamp(0.0, 1.0)
+    if rows == (0, target.size):
+        return frame
+    out = images.new_tensor(target.fill)[None, :, None, None].repeat(
+        len(images), 1, target.size, target.size
+    )
+    out[:, :, rows[0] : rows[1]] = frame
+    return out

@@ -9,6 +9,7 @@ the AIR model, the supervised baseline, or the analysis-by-synthesis baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -32,6 +33,7 @@ from air3d.evaluation.set_prediction import (
     ap_table,
 )
 from air3d.evaluation.targets import Target, check_targets, world_targets
+from air3d.images import Canvas, resize_canvas
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 
 
@@ -78,7 +80,8 @@ def evaluate(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    _check_images(dataset.images, predictor.world.image_size)
+    canvas = getattr(predictor, "canvas", None)  # a finer canvas, where it has one
+    _check_images(dataset.images, predictor.world.image_size if canvas is None else canvas.size)
     n = len(dataset.scenes)
     _warm_up(predictor, dataset.images)
     predicted, confidences, seconds = _infer_all(predictor, dataset.images, batch_size, progress)
@@ -97,8 +100,9 @@ def evaluate(
         **(info or {}),
         "metrics": compute_metrics(dataset.scenes, predicted, shapes, world.workspace.width),
         "reconstruction_mse": reconstruction_mse(
-            dataset.images, predicted, world, shapes, batch_size=max(batch_size, 16)
-        ),
+            _on_world_canvas(dataset.images, world), predicted, world, shapes,
+            batch_size=max(batch_size, 16),
+        ),  # fmt: skip
         "ap": set_prediction_ap(dataset.scenes, predicted, confidences, shapes, ap_thresholds),
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],
@@ -107,6 +111,14 @@ def evaluate(
         targets = world_targets(world)
     report["targets"] = check_targets(report, targets)
     return report
+
+
+def _on_world_canvas(images: torch.Tensor, world: World) -> torch.Tensor:
+    """Images on a finer canvas of the world's frame resized to the world's canvas."""
+    if images.shape[-1] == world.image_size:
+        return images
+    finer = Canvas.of(dataclasses.replace(world, image_size=images.shape[-1]))
+    return resize_canvas(images, finer, Canvas.of(world))
 
 
 def _check_images(images: torch.Tensor, image_size: int) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from air3d.images import Canvas, resize_canvas
 from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
+from air3d.model.centre_refiner import CentreRefiner, fine_world, refine_centres
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.erasure import distinct, erase_found, new_objects, supported
@@ -19,6 +21,7 @@ from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.camera import projection_matrices
 from air3d.renderer.prior import min_centre_distance
 from air3d.renderer.scene import append_rows
 from air3d.renderer.world import with_max_objects
@@ -104,9 +107,11 @@ class Drawings:
 class Predictor:
     """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences.
 
-    An answer is q's (one forward pass), then refined (`refine` render-and-compare steps,
-    model/refine.py), then assessed (`fit`: how well its rendering explains the image,
-    model/fit.py), in that order: the fit is the final answer's.
+    An answer is q's (one forward pass), its centres sharpened at the input's resolution
+    where the model has a CentreRefiner (model/centre_refiner.py; images on `canvas`), then
+    refined (`refine` render-and-compare steps, model/refine.py), then assessed (`fit`: how
+    well its rendering explains the image, model/fit.py), in that order: the fit is the
+    final answer's.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class Predictor:
         fit: bool = True,
         calibration: Calibration | None = None,
         frozen: bool = False,
+        centres: CentreRefiner | None = None,
     ):
         self.model = model.eval()
         # q as a frozen graph (model/frozen.py): 1.6x the eager model at batch 1 on CPU,
@@ -144,7 +150,13 @@ class Predictor:
         self.world, self.shapes = world, shapes
         self.name, self.checkpoint_hash = name, checkpoint_hash
         self.device = next(model.parameters()).device
-        self.image_size = world.image_size
+        self.image_size = world.image_size  # q's canvas
+        self.centres = None if centres is None else centres.to(self.device).eval()
+        # What callers load images to: the refiner's finer canvas where there is one (q
+        # then reads it resized to its own), else q's.
+        self.q_canvas = Canvas.of(world)
+        fine = None if centres is None else fine_world(world, centres.fine_size)
+        self.canvas = self.q_canvas if fine is None else Canvas.of(fine)
 
     @classmethod
     def from_checkpoint(
@@ -168,26 +180,39 @@ class Predictor:
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
         calibration = read_calibration(checkpoint, path)
+        centres = CentreRefiner.from_checkpoint(checkpoint, path)
         name = f"air3d-{config.kind}-{Path(path).stem}"
         return cls(
             model.to(device), world, shapes, name, file_hash(path), max_objects, refine, fit,
-            calibration, frozen,
+            calibration, frozen, centres,
         )  # fmt: skip
 
     def warmup(self) -> None:
         """Makes the frozen graphs (one image, a batch) and runs each twice: TorchScript
         profiles a graph's first run and optimises it on the second (1-2 s in all)."""
         for batch in (1, 1, 2, 2):
-            self.infer(torch.zeros(batch, 3, self.image_size, self.image_size))
+            self.infer(torch.zeros(batch, 3, self.canvas.size, self.canvas.size))
 
     def infer(self, images: torch.Tensor, refine: int | None = None) -> list[Inference]:
-        """refine: render-and-compare steps for this call (None: the Predictor's own)."""
-        expected = (3, self.image_size, self.image_size)
-        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must be (B, {expected}) floats; got {tuple(images.shape)}")
+        """images (B, 3, S, S) on `canvas` (or on q's own canvas: then no sharpening);
+        refine: render-and-compare steps for this call (None: the Predictor's own)."""
+        sizes = sorted({self.canvas.size, self.q_canvas.size})
+        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"images must be (B, 3, S, S) floats; got {tuple(images.shape)}")
+        if images.shape[-1] not in sizes:
+            raise ValueError(
+                f"images must be (B, 3, S, S) with S in {sizes}; got {tuple(images.shape)}"
+            )
         steps = self.refine if refine is None else refine
         check_refine_steps(steps)
+        fine = None
+        if images.shape[-1] != self.image_size:
+            fine = images.to(self.device, torch.float32)
+            images = resize_canvas(fine, self.canvas, self.q_canvas)
         answer, presence, shape_probs, drawings = self._ask_q(images)
+        if fine is not None and answer.present.any():
+            answer = self._sharpen(fine, answer)
+            drawings = None  # the objects moved
         if steps:
             answer = self.refiner().refine(images, answer, steps).to("cpu")
             drawings = None  # refinement moved the objects
@@ -197,6 +222,34 @@ class Predictor:
         eyes = [None] * len(answer) if answer.eye is None else answer.eye.tolist()
         scenes = zip(*(column.tolist() for column in columns), fits, eyes, strict=True)
         return [self._inference(*scene) for scene in scenes]
+
+    @torch.inference_mode()
+    def _sharpen(self, fine: torch.Tensor, answer: SceneBatch) -> SceneBatch:
+        """The answer with its centres sharpened on the fine images (CentreRefiner),
+        kept inside q's workspace."""
+        assert self.centres is not None
+        scene, slot = answer.present.nonzero(as_tuple=True)
+        eye = answer.eye if answer.eye is not None else torch.tensor([self.world.camera.position])
+        matrices = projection_matrices(self.world, eye.expand(len(answer), 3).to(self.device))
+        heights = self._centre_heights.to(self.device)[answer.shape[scene, slot].to(self.device)]
+        xz = refine_centres(
+            self.centres,
+            fine,
+            scene.to(self.device),
+            answer.xz[scene, slot].to(self.device),
+            heights,
+            matrices[scene.to(self.device)],
+        )
+        latents = self.model.latents
+        low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
+        moved = answer.xz.clone()
+        moved[scene, slot] = torch.maximum(torch.minimum(xz, high), low).cpu()
+        return SceneBatch(answer.shape, answer.present, moved, answer.yaw, answer.eye)
+
+    @property
+    def _centre_heights(self) -> torch.Tensor:
+        """Each kind's centre height above the ground (it rests on the ground)."""
+        return torch.tensor([spec.height / 2 for spec in self.shapes.specs])
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""

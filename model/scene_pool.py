@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from air3d.model.augment import AugmentConfig, random_light, random_look
-from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
+from air3d.renderer import Scene, SceneBatch, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.visibility import sample_visible_scenes
 
 
@@ -74,24 +74,7 @@ class ScenePool:
         looks: AugmentConfig | None = None,
     ) -> ScenePool:
         scenes = sample_visible_scenes(renderer, n, seed)  # sample_scenes' unless min_visible
-        lit = looks is not None and looks.light_probability > 0
-        looked = looks is not None and looks.scene_look_probability > 0
-        chunk = looks.scene_look_chunk if looked else looks.light_chunk if lit else 256
-        generator = torch.Generator().manual_seed(seed + 104_729)
-        looker = torch.Generator().manual_seed(seed + 7_919)  # the looks' own draws
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, n, chunk):
-                draw = renderer
-                if looked and float(torch.rand(1, generator=looker)) < looks.scene_look_probability:
-                    look = random_look(world, shapes, looker, looks.scene_look_strength)
-                    draw = SceneRenderer(*look, renderer.device)
-                elif lit and float(torch.rand(1, generator=generator)) < looks.light_probability:
-                    light = random_light(world.light, generator, looks.strength)
-                    draw = SceneRenderer(replace(world, light=light), shapes, renderer.device)
-                rendered = draw.render_scenes(scenes[start : start + chunk], "crisp")
-                chunks.append((rendered * 255).round().to(torch.uint8).cpu())
-        images = torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
+        images = render_under_looks(renderer, scenes, seed, looks)
         return cls(images, SceneBatch.from_scenes(scenes, shapes, world.max_objects))
 
     @classmethod
@@ -105,6 +88,32 @@ class ScenePool:
         images = self.images[index].to(device, torch.float32) / 255.0
         latents = SceneBatch(*(t[index] for t in batch_tensors(self.latents)))
         return images, latents.to(device)
+
+
+def render_under_looks(
+    renderer: SceneRenderer, scenes: list[Scene], seed: int, looks: AugmentConfig | None
+) -> torch.Tensor:
+    """Scenes rendered crisp to uint8 images (n, 3, S, S) at the renderer's size, chunks of
+    them under random lights or whole random looks as `looks` says (seeded)."""
+    world, shapes = renderer.world, renderer.shapes
+    lit = looks is not None and looks.light_probability > 0
+    looked = looks is not None and looks.scene_look_probability > 0
+    chunk = looks.scene_look_chunk if looked else looks.light_chunk if lit else 256
+    generator = torch.Generator().manual_seed(seed + 104_729)
+    looker = torch.Generator().manual_seed(seed + 7_919)  # the looks' own draws
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(scenes), chunk):
+            draw = renderer
+            if looked and float(torch.rand(1, generator=looker)) < looks.scene_look_probability:
+                look = random_look(world, shapes, looker, looks.scene_look_strength)
+                draw = SceneRenderer(*look, renderer.device)
+            elif lit and float(torch.rand(1, generator=generator)) < looks.light_probability:
+                light = random_light(world.light, generator, looks.strength)
+                draw = SceneRenderer(replace(world, light=light), shapes, renderer.device)
+            rendered = draw.render_scenes(scenes[start : start + chunk], "crisp")
+            chunks.append((rendered * 255).round().to(torch.uint8).cpu())
+    return torch.cat(chunks) if chunks else torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
 
 
 def batch_tensors(batch: SceneBatch) -> tuple[torch.Tensor, ...]:

@@ -131,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
         check_world(predictor.world, args.world, args.checkpoint)
         batch_size, timing_calls = args.batch_size, args.timing_calls
     check_data(args.data, predictor.world, predictor.shapes)
+    canvas = getattr(predictor, "canvas", None)  # where q's centres are sharpened: finer
     if args.scenes is not None:
         dataset = load_clevr_dataset(
-            args.scenes, args.data, predictor.world, predictor.shapes, args.limit
+            args.scenes, args.data, predictor.world, predictor.shapes, args.limit, canvas
         )
     else:
-        dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit)
+        dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit, canvas)
     meta = _read_meta(args.data) or {}
     # The renderer that drew the data picks the targets that apply (e.g. stricter ones on
     # our own renders); unknown without a meta.json (e.g. CLEVR's own images).

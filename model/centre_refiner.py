@@ -1,0 +1,177 @@
+"""q's object centres, sharpened at the input image's own resolution.
+
+q reads each image on the world's canvas (CLEVR: 96 px that hold the 320 x 240 frame
+letterboxed), where one pixel spans about 0.1 world units of the ground, and its centres
+miss where the image shows the object by about that (median 0.125 on Blender's CLEVR
+images; benchmarks/camera_floor.py). The CentreRefiner looks at each object q found in a
+`window`-pixel window of the image at a finer canvas (`fine_size`, CLEVR: 320, the frame's
+own width), centred where q's 3D centre projects, and regresses the offset from the
+window's centre to the projection of the object's 3D centre. The moved image point is
+read back onto the plane at the object's centre height through the same camera (q's
+camera latent), so the height, shape and attributes stay q's. Two passes: the second
+window is centred on the first answer.
+
+It is trained on our renderer's images of prior scenes at the fine size under random looks
+(model/centre_training.py): the truth is known, as in q's sleep stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from air3d.model.checkpoint import load_checkpoint, save_checkpoint
+from air3d.renderer import World
+from air3d.renderer.camera import project, unproject_to_plane
+
+CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
+
+
+class CentreRefiner(nn.Module):
+    """Windows (n, 3, window, window) -> offsets (n, 2) of the object's centre from the
+    window's centre, x right and y down, in half-windows (1 = the window's edge)."""
+
+    def __init__(
+        self,
+        fine_size: int,
+        window: int = 64,
+        channels: tuple[int, ...] = (32, 64, 64, 128),
+        hidden: int = 256,
+    ):
+        super().__init__()
+        if window % 2 ** len(channels):
+            raise ValueError(f"window {window} must be a multiple of {2 ** len(channels)}")
+        self.fine_size, self.window = fine_size, window
+        self.channels, self.hidden = tuple(channels), hidden
+        layers: list[nn.Module] = []
+        previous = 3
+        for c in channels:  # each halves the side; padding keeps the grid centred
+            layers += [
+                nn.Conv2d(previous, c, 3, stride=2, padding=1),
+                nn.GroupNorm(8, c),
+                nn.SiLU(),
+            ]
+            previous = c
+        side = window // 2 ** len(channels)
+        # Flattened, not pooled: the answer is a position within the window.
+        self.net = nn.Sequential(
+            *layers,
+            nn.Flatten(),
+            nn.Linear(previous * side * side, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, 2),
+        )
+        nn.init.zeros_(self.net[-1].weight)  # start by keeping q's answer
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.net(windows - 0.5)
+
+    def config(self) -> dict:
+        return {
+            "fine_size": self.fine_size,
+            "window": self.window,
+            "channels": list(self.channels),
+            "hidden": self.hidden,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> CentreRefiner:
+        refiner = cls(**{**state["config"], "channels": tuple(state["config"]["channels"])})
+        refiner.load_state_dict(state["weights"])
+        return refiner.eval()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any], path: str | Path) -> CentreRefiner | None:
+        """The checkpoint's refiner; None where it has none; ValueError if it is broken."""
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if state is None:
+            return None
+        try:
+            return cls.from_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"checkpoint {path}: its centre refiner is broken: {error}") from None
+
+    def state(self) -> dict:
+        return {"config": self.config(), "weights": self.state_dict()}
+
+
+def fine_world(world: World, fine_size: int) -> World:
+    """The world drawn on the refiner's finer canvas (same frame, same camera)."""
+    return dataclasses.replace(world, image_size=fine_size)
+
+
+def window_pixels(
+    images: torch.Tensor, image_of: torch.Tensor, centres: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Windows (n, C, size, size) of images (B, C, H, W) at one image pixel per window
+    pixel, window i from image image_of[i] centred at the pixel point centres[i] (column,
+    row; pixel centres at .5), bilinear, clamped at the border. Images may be uint8 (the
+    windows come out float in [0, 1]); only the windows' pixels are read."""
+    B, C, H, W = images.shape
+    start = centres - size / 2  # (n, 2): the first sample's point, less the pixel centre .5
+    base = start.floor()
+    frac = start - base
+    taps = torch.arange(size + 1, device=images.device)
+    cols = (base[:, 0].long()[:, None] + taps).clamp(0, W - 1)  # (n, size + 1)
+    rows = (base[:, 1].long()[:, None] + taps).clamp(0, H - 1)
+    flat = (rows[:, :, None] * W + cols[:, None, :]).view(len(centres), -1)  # (n, taps^2)
+    # Advanced indices around a slice put their dimension first: (n, taps^2, C).
+    crop = images.view(B, C, H * W)[image_of[:, None], :, flat].permute(0, 2, 1)
+    if crop.dtype == torch.uint8:  # a store of uint8 images: only the windows are converted
+        crop = crop.float() / 255.0
+    crop = crop.reshape(len(centres), C, size + 1, size + 1)
+    fx = frac[:, 0, None, None, None]
+    fy = frac[:, 1, None, None, None]
+    rows_blended = torch.lerp(crop[..., :-1], crop[..., 1:], fx)
+    return torch.lerp(rows_blended[:, :, :-1], rows_blended[:, :, 1:], fy)
+
+
+def to_pixel_points(uv: torch.Tensor, size: int) -> torch.Tensor:
+    """Image coordinates in [-1, 1] (grid_sample's) to pixel points (column, row) of a
+    square canvas of `size`, where pixel i spans [i, i + 1)."""
+    return (uv + 1.0) * (size / 2.0)
+
+
+def to_image_coordinates(points: torch.Tensor, size: int) -> torch.Tensor:
+    return points / (size / 2.0) - 1.0
+
+
+def refine_centres(
+    refiner: CentreRefiner,
+    images: torch.Tensor,
+    image_of: torch.Tensor,
+    xz: torch.Tensor,
+    heights: torch.Tensor,
+    matrices: torch.Tensor,
+    passes: int = 2,
+) -> torch.Tensor:
+    """Sharpened ground positions (n, 2) of n objects: images (B, 3, S, S) on the fine
+    canvas (S = refiner.fine_size), each object's image index image_of (n,), ground
+    position xz (n, 2), centre height (n,), and its image's camera matrix (n, 4, 4)."""
+    if not len(xz):
+        return xz
+    size = images.shape[-1]
+    if size != refiner.fine_size:
+        raise ValueError(f"the refiner reads {refiner.fine_size}-px canvases, got {size}")
+    centres = torch.cat([xz[:, :1], heights[:, None], xz[:, 1:]], dim=1)  # (n, 3)
+    point = to_pixel_points(project(centres, matrices), size)
+    half = refiner.window / 2.0
+    with torch.no_grad():
+        for _ in range(passes):
+            windows = window_pixels(images, image_of, point, refiner.window)
+            point = point + refiner(windows) * half
+    uv = to_image_coordinates(point, size)
+    return unproject_to_plane(uv, matrices, heights)
+
+
+def write_centre_refiner(path: str | Path, refiner: CentreRefiner) -> None:
+    """Stores the refiner in the checkpoint at `path`, atomically (as its calibration)."""
+    checkpoint = load_checkpoint(path)
+    checkpoint[CHECKPOINT_KEY] = refiner.state()
+    checkpoint.pop("format")  # save_checkpoint writes its own
+    save_checkpoint(path, checkpoint)

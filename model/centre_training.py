@@ -1,0 +1,204 @@
+"""Training the CentreRefiner (model/centre_refiner.py) on our renderer's images.
+
+Prior scenes are rendered once on the fine canvas under random looks (scene_pool's
+render_under_looks, the same looks as q's sleep pool); only the frame's rows are kept.
+Each step takes random objects, centres a window on each near its true image point (moved
+by Gaussian noise about as large as q's misses), applies the random image chains of
+model/augment.py, and regresses the way back to the true point (smooth L1, in pixels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from air3d.model.augment import AugmentConfig, augment
+from air3d.model.centre_refiner import (
+    CentreRefiner,
+    fine_world,
+    to_pixel_points,
+    window_pixels,
+)
+from air3d.model.scene_pool import render_under_looks
+from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.camera import project, projection_matrices
+from air3d.renderer.visibility import sample_visible_scenes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CentreData:
+    """Rendered scenes for the refiner: the frame's rows of the fine canvas as uint8
+    (n, 3, rows, S), and every present object's image index (m,) and the pixel point
+    (column, row within those rows) (m, 2) where its 3D centre projects."""
+
+    images: torch.Tensor
+    image_of: torch.Tensor
+    points: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.image_of)
+
+    def split(self, share: float) -> tuple[CentreData, CentreData]:
+        """(the first images' objects, the last `share` of the images' objects)."""
+        cut = len(self.images) - max(1, round(share * len(self.images)))
+        first, last = self.image_of < cut, self.image_of >= cut
+        return (
+            CentreData(self.images[:cut], self.image_of[first], self.points[first]),
+            CentreData(self.images[cut:], self.image_of[last] - cut, self.points[last]),
+        )
+
+    @classmethod
+    def join(cls, parts: list[CentreData]) -> CentreData:
+        offsets = torch.tensor([0] + [len(p.images) for p in parts[:-1]]).cumsum(0)
+        return cls(
+            torch.cat([p.images for p in parts]),
+            torch.cat([p.image_of + o for p, o in zip(parts, offsets, strict=True)]),
+            torch.cat([p.points for p in parts]),
+        )
+
+
+def object_points(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
+    """Each present object's image index (m,) and the fine-canvas pixel point (m, 2) of its
+    3D centre, seen from its scene's eye."""
+    eye = latents.eye if latents.eye is not None else torch.tensor([world.camera.position])
+    matrices = projection_matrices(world, eye.expand(len(latents), 3).float())  # (B, 4, 4)
+    scene, slot = latents.present.nonzero(as_tuple=True)
+    # a kind's height is its full height; objects rest on the ground
+    heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
+    xz = latents.xz[scene, slot]
+    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+    return scene, to_pixel_points(project(centres, matrices[scene]), fine_size)
+
+
+def render_centre_data(
+    world: World,
+    shapes: ShapeLibrary,
+    n: int,
+    seed: int,
+    fine_size: int,
+    looks: AugmentConfig | None,
+    chunk: int = 200,
+    cache_dir: str | Path | None = None,
+) -> CentreData:
+    """n visible prior scenes (drawn as q's pool draws them) rendered on the fine canvas,
+    `chunk` scenes at a time; with cache_dir each chunk is kept there, so that a run that
+    stops resumes where its rendering was (CLEVR at 320 px: about 3 scenes/s a core)."""
+    coarse = SceneRenderer(world, shapes)  # the visibility test at the world's own size
+    fine = SceneRenderer(fine_world(world, fine_size), shapes)
+    parts = []
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        path = (
+            None if cache_dir is None else _chunk_path(cache_dir, fine, seed + start, size, looks)
+        )
+        if path is not None and path.exists():
+            parts.append(CentreData(**torch.load(path, weights_only=True)))
+            continue
+        parts.append(_render_chunk(coarse, fine, size, seed + start, looks))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(dataclasses.asdict(parts[-1]), tmp)
+            os.replace(tmp, path)
+        log.info("rendered %d of %d scenes", start + size, n)
+    return CentreData.join(parts)
+
+
+def _render_chunk(
+    coarse: SceneRenderer, fine: SceneRenderer, n: int, seed: int, looks: AugmentConfig | None
+) -> CentreData:
+    world, shapes = coarse.world, coarse.shapes
+    first, last = fine.world.frame_rows
+    scenes = sample_visible_scenes(coarse, n, seed)
+    images = render_under_looks(fine, scenes, seed, looks)[:, :, first:last].clone()
+    latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
+    image_of, points = object_points(world, shapes, latents, fine.world.image_size)
+    points[:, 1] -= first  # rows of the kept frame
+    return CentreData(images, image_of, points)
+
+
+def _chunk_path(
+    cache_dir: str | Path, fine: SceneRenderer, seed: int, n: int, looks: AugmentConfig | None
+) -> Path:
+    """A chunk's file, keyed by everything that shapes it."""
+    parts = [n, seed, fine.world.to_dict(), fine.shapes.to_dict()]
+    parts.append(None if looks is None else looks.to_dict())
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"centres-{key}.pt"
+
+
+@dataclass
+class CentreTrainConfig:
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-3
+    noise_px: float = 5.0  # std of the window's miss, in fine pixels (q misses ~3-6)
+    max_noise_px: float = 16.0
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    seed: int = 0
+
+
+def noisy_windows(
+    data: CentreData, index: torch.Tensor, config: CentreTrainConfig, window: int, g
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows (k, 3, w, w) near the objects `index` and their targets (k, 2) in pixels."""
+    miss = torch.randn(len(index), 2, generator=g) * config.noise_px
+    miss = miss.clamp(-config.max_noise_px, config.max_noise_px)
+    centres = data.points[index] + miss
+    windows = window_pixels(data.images, data.image_of[index], centres, window)
+    return windows, -miss
+
+
+def train_centre_refiner(
+    refiner: CentreRefiner, train: CentreData, held_out: CentreData, config: CentreTrainConfig
+) -> list[dict[str, float]]:
+    """Trains in place; returns the held-out median miss (pixels) every 250 steps."""
+    g = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.AdamW(refiner.parameters(), lr=config.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, config.steps)
+    half, curve, started = refiner.window / 2.0, [], time.time()
+    for step in range(1, config.steps + 1):
+        refiner.train()
+        index = torch.randint(len(train), (config.batch_size,), generator=g)
+        windows, target = noisy_windows(train, index, config, refiner.window, g)
+        windows = augment(windows, config.augment, g)
+        loss = torch.nn.functional.smooth_l1_loss(refiner(windows) * half, target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 250 == 0 or step == config.steps:
+            miss = held_out_miss(refiner, held_out, config)
+            curve.append({"step": step, "loss": loss.item(), **miss, "s": time.time() - started})
+            log.info("step %d loss %.3f held-out %s", step, loss.item(), miss)
+    return curve
+
+
+def held_out_miss(
+    refiner: CentreRefiner, data: CentreData, config: CentreTrainConfig, n: int = 2000
+) -> dict[str, float]:
+    """Median distance (pixels) to the true point: of the noisy window centres, and after
+    one and two passes of the refiner (fixed draws: comparable across calls)."""
+    g = torch.Generator().manual_seed(12345)
+    index = torch.randperm(len(data), generator=g)[:n]
+    refiner.eval()
+    windows, target = noisy_windows(data, index, config, refiner.window, g)
+    truth = data.points[index]
+    point = truth - target
+    out = {"before": float(target.norm(dim=1).median())}
+    with torch.no_grad():
+        for name in ("pass1", "pass2"):
+            point = point + refiner(windows) * (refiner.window / 2.0)
+            out[name] = float((point - truth).norm(dim=1).median())
+            windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
+    return out

@@ -1,0 +1,193 @@
+"""The centre refiner (model/centre_refiner.py, model/centre_training.py): windows at the
+input's own resolution, the geometry that reads a sharpened image point back onto the
+object's plane, its training, and the Predictor that uses it on a finer canvas."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from air3d.images import Canvas, resize_canvas, to_canvas, to_pil
+from air3d.model.augment import AugmentConfig
+from air3d.model.centre_refiner import (
+    CHECKPOINT_KEY,
+    CentreRefiner,
+    fine_world,
+    refine_centres,
+    to_pixel_points,
+    window_pixels,
+)
+from air3d.model.centre_training import (
+    CentreData,
+    CentreTrainConfig,
+    held_out_miss,
+    object_points,
+    render_centre_data,
+    train_centre_refiner,
+)
+from air3d.model.networks import extract_glimpses
+from air3d.model.predictor import Predictor
+from air3d.renderer import SceneBatch, open_world
+from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
+from air3d.renderer.prior import sample_scenes
+
+FINE = 64  # the tiny clevr world's canvas is 32: twice as fine
+
+
+def test_windows_equal_the_glimpses_of_q_and_read_uint8_stores():
+    images = torch.rand(3, 3, 40, 40)
+    uv = torch.rand(6, 2) * 1.6 - 0.8
+    image_of = torch.tensor([0, 2, 1, 1, 0, 2])
+    glimpses = extract_glimpses(images[image_of], uv, 8)
+    windows = window_pixels(images, image_of, to_pixel_points(uv, 40), 8)
+    assert torch.allclose(windows, glimpses, atol=1e-5)
+    stored = (images * 255).round().to(torch.uint8)
+    from_bytes = window_pixels(stored, image_of, to_pixel_points(uv, 40), 8)
+    assert from_bytes.dtype == torch.float32
+    assert torch.allclose(from_bytes, glimpses, atol=0.5 / 255 + 1e-5)
+
+
+def test_an_untrained_refiner_keeps_the_centres(tiny_clevr_world):
+    world, shapes = open_world(tiny_clevr_world)
+    refiner = CentreRefiner(FINE, window=16, channels=(8, 8))
+    eye = torch.tensor([world.camera.position, [7.0, 5.5, 6.9]])
+    matrices = projection_matrices(world, eye)
+    xz = torch.tensor([[0.5, -1.0], [-2.0, 1.5], [1.0, 1.0]])
+    heights = torch.tensor([0.35, 0.7, 0.35])
+    image_of = torch.tensor([0, 1, 1])
+    images = torch.rand(2, 3, FINE, FINE)
+    out = refine_centres(refiner, images, image_of, xz, heights, matrices[image_of])
+    assert torch.allclose(out, xz, atol=1e-4)
+
+
+def test_a_moved_image_point_is_read_back_on_the_objects_plane(world):
+    matrix = projection_matrices(world, torch.tensor([world.camera.position]))[0]
+    centre = torch.tensor([[0.4, 0.35, -0.8]])
+    uv = project(centre, matrix)
+    assert torch.allclose(unproject_to_plane(uv, matrix, 0.35), centre[:, [0, 2]], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def centre_data(tiny_clevr_world) -> CentreData:
+    world, shapes = open_world(tiny_clevr_world)
+    return render_centre_data(world, shapes, 24, seed=3, fine_size=FINE, looks=None, chunk=12)
+
+
+def test_the_data_points_are_where_the_renderer_draws_each_object(
+    tiny_clevr_world, centre_data
+):
+    """Each object's point lies on its own pixels: the rendered image differs there from
+    the same scene drawn without that object."""
+    world, shapes = open_world(tiny_clevr_world)
+    scenes = sample_scenes(world, shapes, 1, 0)
+    latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
+    image_of, points = object_points(world, shapes, latents, FINE)
+    assert len(points) == len(scenes[0].objects)
+    assert len(centre_data.image_of) == len(centre_data.points) > 24
+    assert centre_data.images.dtype == torch.uint8
+    rows = fine_world(world, FINE).frame_rows
+    assert centre_data.images.shape[1:] == (3, rows[1] - rows[0], FINE)
+    assert (centre_data.points[:, 1] >= 0).all()
+    assert (centre_data.points[:, 1] < rows[1] - rows[0]).all()
+
+
+def test_training_brings_windows_nearer_the_true_centres(centre_data):
+    train, held_out = centre_data.split(0.25)
+    config = CentreTrainConfig(steps=150, batch_size=32, lr=3e-3, noise_px=3.0, max_noise_px=6.0)
+    config.augment = AugmentConfig(probability=0.0)
+    refiner = CentreRefiner(FINE, window=16, channels=(8, 16), hidden=32)
+    before = held_out_miss(refiner, train, config)
+    assert before["pass1"] == pytest.approx(before["before"])  # it starts by keeping them
+    curve = train_centre_refiner(refiner, train, held_out, config)
+    after = held_out_miss(refiner, train, config)
+    assert after["pass1"] < 0.8 * before["before"]
+    assert curve[-1]["step"] == 150
+
+
+def test_resize_canvas_is_what_loading_the_file_at_that_size_gives(tiny_clevr_world):
+    """For a file at the finer canvas's own size (CLEVR's: 320 x 240 on a 320 canvas)."""
+    world, _ = open_world(tiny_clevr_world)
+    image = to_pil(torch.rand(3, FINE * 3 // 4, FINE))
+    fine, coarse = Canvas.of(fine_world(world, FINE)), Canvas.of(world)
+    resized = resize_canvas(to_canvas(image, fine)[None], fine, coarse)[0]
+    assert (resized - to_canvas(image, coarse)).abs().max() < 1.5 / 255
+
+
+@pytest.fixture(scope="module")
+def sharpening_checkpoint(tiny_clevr_checkpoint, tmp_path_factory):
+    checkpoint = torch.load(tiny_clevr_checkpoint, weights_only=True)
+    torch.manual_seed(0)
+    refiner = CentreRefiner(FINE, window=16, channels=(8, 8), hidden=16)
+    torch.nn.init.normal_(refiner.net[-1].weight, std=0.05)  # one that moves centres
+    checkpoint[CHECKPOINT_KEY] = refiner.state()
+    path = tmp_path_factory.mktemp("sharpening") / "model.pt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_predictor_with_a_refiner_reads_its_finer_canvas(
+    tiny_clevr_checkpoint, sharpening_checkpoint, tiny_clevr_world
+):
+    plain = Predictor.from_checkpoint(tiny_clevr_checkpoint, frozen=False, fit=False)
+    sharp = Predictor.from_checkpoint(sharpening_checkpoint, frozen=False, fit=False)
+    assert plain.canvas == plain.q_canvas and plain.canvas.size == 32
+    assert sharp.canvas.size == FINE and sharp.q_canvas == plain.q_canvas
+    world, shapes = open_world(tiny_clevr_world)
+    fine = fine_world(world, FINE)
+    from air3d.renderer import SceneRenderer
+
+    scenes = sample_scenes(fine, shapes, 3, 1)
+    images = SceneRenderer(fine, shapes).render_scenes(scenes)
+    coarse = resize_canvas(images, sharp.canvas, sharp.q_canvas)
+    from_q = plain.infer(coarse)
+    # q's canvas in: q's answer as it was; the finer canvas in: the same objects, moved
+    assert [i.to_json() for i in sharp.infer(coarse)] == [i.to_json() for i in from_q]
+    from_fine = sharp.infer(images)
+    moved = 0
+    for a, b in zip(from_q, from_fine, strict=True):
+        assert [o.shape for o in a.objects] == [o.shape for o in b.objects]
+        for p, q in zip(a.objects, b.objects, strict=True):
+            assert p.position[1] == q.position[1]  # the height stays q's
+            moved += p.position != q.position
+    assert moved > 0
+    with pytest.raises(ValueError, match="S in"):
+        sharp.infer(torch.zeros(1, 3, 48, 48))
+
+
+def test_a_broken_refiner_in_a_checkpoint_is_a_clear_error(tiny_clevr_checkpoint, tmp_path):
+    checkpoint = torch.load(tiny_clevr_checkpoint, weights_only=True)
+    checkpoint[CHECKPOINT_KEY] = {"config": {"fine_size": FINE}, "weights": {"nonsense": 1}}
+    path = tmp_path / "broken.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="centre refiner is broken"):
+        Predictor.from_checkpoint(path)
+
+
+def test_the_fine_world_keeps_the_frame_and_camera(world):
+    fine = fine_world(world, 3 * world.image_size)
+    assert fine.camera == world.camera and fine.frame == world.frame
+    assert dataclasses.replace(fine, image_size=world.image_size) == world
+
+
+def test_train_centres_writes_a_refiner_that_the_predictor_uses(
+    tiny_clevr_checkpoint, tmp_path, capsys
+):
+    import shutil
+
+    from air3d.cli import main
+
+    path = tmp_path / "model.pt"
+    shutil.copy(tiny_clevr_checkpoint, path)
+    cache = tmp_path / "cache"
+    argv = ["train-centres", "--checkpoint", str(path), "--scenes", "6", "--steps", "4"]
+    argv += ["--batch-size", "8", "--window", "16", "--fine-size", str(FINE)]
+    argv += ["--cache", str(cache), "--curve", str(tmp_path / "curve.json")]
+    assert main(argv) == 0
+    assert len(list(cache.glob("centres-*.pt"))) == 1  # the rendering, kept for a rerun
+    assert (tmp_path / "curve.json").exists()
+    predictor = Predictor.from_checkpoint(path, frozen=False, fit=False)
+    assert predictor.centres is not None and predictor.canvas.size == FINE
+    assert main([*argv[:-6], "--fine-size", "32", "--cache", str(cache)]) != 0
+    assert "--fine-size must be above" in capsys.readouterr().err

@@ -97,7 +97,7 @@ def run_inference(
     inferred = errors = not_scenes = 0
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     desc = f"infer (rank 0 of {shard.world_size})" if shard.distributed else "infer"
-    canvas = Canvas.of(predictor.world)
+    canvas = predictor.canvas  # q's, or the centre refiner's finer one
     with (
         JsonlWriter(target) as writer,
         ThreadPoolExecutor(1) as reader,  # reads the next batch while this one is inferred

@@ -38,9 +38,12 @@ class ServiceState:
 
     @property
     def canvas(self) -> Canvas:
-        """Where uploads go: the model's square input, letterboxed in a world with a frame."""
+        """Where uploads go: the model's square input, letterboxed in a world with a frame
+        (a model with a centre refiner takes a finer one: model/centre_refiner.py)."""
         if self._canvas is None:
-            self._canvas = Canvas.of(self.predictor.world)
+            self._canvas = getattr(self.predictor, "canvas", None) or Canvas.of(
+                self.predictor.world
+            )
         return self._canvas
 
     async def decode(self, image: Image.Image) -> torch.Tensor:

@@ -100,9 +100,12 @@ def evaluate(
         **(info or {}),
         "metrics": compute_metrics(dataset.scenes, predicted, shapes, world.workspace.width),
         "reconstruction_mse": reconstruction_mse(
-            _on_world_canvas(dataset.images, world), predicted, world, shapes,
+            _on_world_canvas(dataset.images, world),
+            predicted,
+            world,
+            shapes,
             batch_size=max(batch_size, 16),
-        ),  # fmt: skip
+        ),
         "ap": set_prediction_ap(dataset.scenes, predicted, confidences, shapes, ap_thresholds),
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],

@@ -75,9 +75,7 @@ def centre_data(tiny_clevr_world) -> CentreData:
     return render_centre_data(world, shapes, 24, seed=3, fine_size=FINE, looks=None, chunk=12)
 
 
-def test_the_data_points_are_where_the_renderer_draws_each_object(
-    tiny_clevr_world, centre_data
-):
+def test_the_data_points_are_where_the_renderer_draws_each_object(tiny_clevr_world, centre_data):
     """Each object's point lies on its own pixels: the rendered image differs there from
     the same scene drawn without that object."""
     world, shapes = open_world(tiny_clevr_world)

@@ -3,7 +3,7 @@ a position read from the image through the wrong camera misses even when the ima
 is right.
 
     .venv/bin/python benchmarks/camera_floor.py --report reports/clevr/x-blender.json \\
-        --data data/clevr-blender-test [--world clevr]
+        --data data/clevr-blender-test [--world clevr] [--parts]
 
 For each true object, the image-consistent truth is the point on its centre's plane that the
 world's unjittered camera sees where the image's own camera shows the object. Prints, as
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,41 @@ def image_consistent(objects: list[dict], eye: list[float], world_eye: torch.Ten
     return centres[:, [0, 2]].numpy(), torch.stack(read).numpy()
 
 
+def spherical(eye: list[float]) -> tuple[float, float, float]:
+    """(distance, elevation, azimuth) of an eye about the origin, y up."""
+    x, y, z = eye
+    r = math.sqrt(x * x + y * y + z * z)
+    return r, math.asin(y / r), math.atan2(z, x)
+
+
+def cartesian(r: float, elevation: float, azimuth: float) -> list[float]:
+    flat = r * math.cos(elevation)
+    return [flat * math.cos(azimuth), r * math.sin(elevation), flat * math.sin(azimuth)]
+
+
+# Which parts of each image's own camera a reader knows; the rest stay the world camera's.
+PARTS = {
+    "azimuth": (False, False, True),
+    "distance": (True, False, False),
+    "elevation": (False, True, False),
+    "distance and elevation": (True, True, False),
+}
+
+
+def floor_with_parts(truth: list[dict], world, known: tuple[bool, bool, bool]) -> list[float]:
+    """The floor's errors for a reader that knows the `known` parts of each image's camera."""
+    fixed = spherical(list(world.camera.position))
+    errors: list[float] = []
+    for scene in truth:
+        eye = scene["camera"]["position"]
+        own = spherical(eye)
+        mixed = [o if k else f for o, f, k in zip(own, fixed, known, strict=True)]
+        guess = torch.tensor([cartesian(*mixed)])
+        xz, consistent = image_consistent(scene["objects"], eye, guess, world)
+        errors += np.linalg.norm(xz - consistent, axis=1).tolist()
+    return errors
+
+
 def matched_distances(pred: np.ndarray, true: np.ndarray) -> list[float]:
     if not len(pred) or not len(true):
         return []
@@ -63,6 +99,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, required=True, help="air3d evaluate's OUT.json")
     parser.add_argument("--data", type=Path, required=True, help="the data set it evaluated")
     parser.add_argument("--world", default="clevr", help=WORLD_HELP)
+    parser.add_argument(
+        "--parts", action="store_true",
+        help="also the floor of readers that know the camera's distance, elevation or azimuth",
+    )  # fmt: skip
     args = parser.parse_args()
     world, _ = open_world(args.world)
     world_eye = torch.tensor([world.camera.position])
@@ -82,6 +122,10 @@ def main() -> None:
     print(summary("the world's camera alone (truth vs image-consistent truth)", floor))
     print(summary("q vs the truth", against_truth))
     print(summary("q vs the image-consistent truth", against_image))
+    if args.parts:  # what reading each part of the camera would be worth
+        for name, known in PARTS.items():
+            errors = floor_with_parts(truth, world, known)
+            print(summary(f"the world's camera with the true {name}", errors))
 
 
 if __name__ == "__main__":

@@ -196,13 +196,16 @@ class Predictor:
     def infer(self, images: torch.Tensor, refine: int | None = None) -> list[Inference]:
         """images (B, 3, S, S) on `canvas` (or on q's own canvas: then no sharpening);
         refine: render-and-compare steps for this call (None: the Predictor's own)."""
-        sizes = sorted({self.canvas.size, self.q_canvas.size})
-        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
-            raise ValueError(f"images must be (B, 3, S, S) floats; got {tuple(images.shape)}")
-        if images.shape[-1] not in sizes:
-            raise ValueError(
-                f"images must be (B, 3, S, S) with S in {sizes}; got {tuple(images.shape)}"
-            )
+        sizes = {self.canvas.size, self.q_canvas.size}
+        square = images.dim() == 4 and images.shape[1] == 3 and images.shape[2] == images.shape[3]
+        if not square or images.shape[-1] not in sizes:
+            size = self.q_canvas.size
+            if len(sizes) == 1:
+                expected = f"(B, {(3, size, size)})"
+            else:
+                finer = self.canvas.size
+                expected = f"(B, 3, S, S) with S {finer} (the centre refiner's) or {size}"
+            raise ValueError(f"images must be {expected} floats; got {tuple(images.shape)}")
         steps = self.refine if refine is None else refine
         check_refine_steps(steps)
         fine = None

@@ -150,7 +150,7 @@ def test_a_predictor_with_a_refiner_reads_its_finer_canvas(
             assert p.position[1] == q.position[1]  # the height stays q's
             moved += p.position != q.position
     assert moved > 0
-    with pytest.raises(ValueError, match="S in"):
+    with pytest.raises(ValueError, match=r"with S 64 \(the centre refiner's\) or 32"):
         sharp.infer(torch.zeros(1, 3, 48, 48))
 
 

@@ -125,3 +125,33 @@ def test_shapes_lists_each_kind_with_its_attributes(clevr_client, clevr_predicto
     assert kinds[0]["name"] == "cube"
     assert kinds[0]["attributes"] == {"color": "gray", "size": "large", "material": "rubber"}
     assert set(body["world"]["attributes"]) == set(ATTRIBUTES)
+
+
+def test_a_model_with_a_centre_refiner_is_served_on_its_finer_canvas(
+    tiny_clevr_checkpoint, tmp_path
+):
+    """Uploads are decoded on the refiner's canvas, and the answer is the predictor's own
+    answer to that canvas (q's centres sharpened), not q's alone."""
+    import torch
+
+    from air3d.model.centre_refiner import CentreRefiner, write_centre_refiner
+
+    path = tmp_path / "sharp.pt"
+    path.write_bytes(tiny_clevr_checkpoint.read_bytes())
+    torch.manual_seed(0)
+    refiner = CentreRefiner(64, window=16, channels=(8, 8), hidden=16)
+    torch.nn.init.normal_(refiner.net[-1].weight, std=0.05)  # one that moves centres
+    write_centre_refiner(path, refiner)
+    sharp = Predictor.from_checkpoint(path, "cpu")
+    assert sharp.canvas.size == 64 and sharp.q_canvas.size == 32
+    upload = _frame_png(1)
+    expected = sharp.infer(decode_image(upload, sharp.canvas)[None])[0]
+    only_q = sharp.infer(decode_image(upload, sharp.q_canvas)[None])[0]
+    with TestClient(make_app(sharp)) as client:
+        response = client.post("/infer", files={"image": ("a.png", upload, "image/png")})
+    assert response.status_code == 200, response.text
+    served = np.array([o["position"] for o in response.json()["objects"]]).reshape(-1, 3)
+    assert np.allclose(served, np.array([o.position for o in expected.objects]).reshape(-1, 3))
+    assert len(served) == len(only_q.objects)
+    if len(served):  # the refiner moved them off q's own answer
+        assert not np.allclose(served, np.array([o.position for o in only_q.objects]))

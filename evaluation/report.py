@@ -9,7 +9,6 @@ the AIR model, the supervised baseline, or the analysis-by-synthesis baseline.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -34,6 +33,7 @@ from air3d.evaluation.set_prediction import (
 )
 from air3d.evaluation.targets import Target, check_targets, world_targets
 from air3d.images import Canvas, resize_canvas
+from air3d.model.centre_refiner import fine_world
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 
 
@@ -120,7 +120,7 @@ def _on_world_canvas(images: torch.Tensor, world: World) -> torch.Tensor:
     """Images on a finer canvas of the world's frame resized to the world's canvas."""
     if images.shape[-1] == world.image_size:
         return images
-    finer = Canvas.of(dataclasses.replace(world, image_size=images.shape[-1]))
+    finer = Canvas.of(fine_world(world, images.shape[-1]))
     return resize_canvas(images, finer, Canvas.of(world))
 
 

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
-from air3d.renderer import World
-from air3d.renderer.camera import project, unproject_to_plane
+from air3d.model.networks import blend_taps
+from air3d.renderer import ShapeLibrary, World
+from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
 
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
@@ -105,6 +106,20 @@ def fine_world(world: World, fine_size: int) -> World:
     return dataclasses.replace(world, image_size=fine_size)
 
 
+def centre_heights(shapes: ShapeLibrary) -> torch.Tensor:
+    """Each kind's centre height (K,): a kind's height is its full height, and objects rest
+    on the ground."""
+    return torch.tensor([spec.height / 2 for spec in shapes.specs])
+
+
+def scene_cameras(world: World, eye: torch.Tensor | None, n: int) -> torch.Tensor:
+    """The (n, 4, 4) camera matrices of n scenes seen from their eyes (n, 3), or all from
+    the world's camera (eye None)."""
+    if eye is None:
+        eye = torch.tensor([world.camera.position])
+    return projection_matrices(world, eye.float().expand(n, 3))
+
+
 def window_pixels(
     images: torch.Tensor, image_of: torch.Tensor, centres: torch.Tensor, size: int
 ) -> torch.Tensor:
@@ -124,11 +139,7 @@ def window_pixels(
     crop = images.view(B, C, H * W)[image_of[:, None], :, flat].permute(0, 2, 1)
     if crop.dtype == torch.uint8:  # a store of uint8 images: only the windows are converted
         crop = crop.float() / 255.0
-    crop = crop.reshape(len(centres), C, size + 1, size + 1)
-    fx = frac[:, 0, None, None, None]
-    fy = frac[:, 1, None, None, None]
-    rows_blended = torch.lerp(crop[..., :-1], crop[..., 1:], fx)
-    return torch.lerp(rows_blended[:, :, :-1], rows_blended[:, :, 1:], fy)
+    return blend_taps(crop.reshape(len(centres), C, size + 1, size + 1), frac)
 
 
 def to_pixel_points(uv: torch.Tensor, size: int) -> torch.Tensor:

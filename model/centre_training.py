@@ -23,13 +23,15 @@ import torch
 from air3d.model.augment import AugmentConfig, augment
 from air3d.model.centre_refiner import (
     CentreRefiner,
+    centre_heights,
     fine_world,
+    scene_cameras,
     to_pixel_points,
     window_pixels,
 )
 from air3d.model.scene_pool import render_under_looks
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import project, projection_matrices
+from air3d.renderer.camera import project
 from air3d.renderer.visibility import sample_visible_scenes
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,9 @@ class CentreData:
 def object_points(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
     """Each present object's image index (m,) and the fine-canvas pixel point (m, 2) of its
     3D centre, seen from its scene's eye."""
-    eye = latents.eye if latents.eye is not None else torch.tensor([world.camera.position])
-    matrices = projection_matrices(world, eye.expand(len(latents), 3).float())  # (B, 4, 4)
+    matrices = scene_cameras(world, latents.eye, len(latents))
     scene, slot = latents.present.nonzero(as_tuple=True)
-    # a kind's height is its full height; objects rest on the ground
-    heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
+    heights = centre_heights(shapes)[latents.shape[scene, slot]]
     xz = latents.xz[scene, slot]
     centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
     return scene, to_pixel_points(project(centres, matrices[scene]), fine_size)
@@ -198,7 +198,8 @@ def held_out_miss(
     out = {"before": float(target.norm(dim=1).median())}
     with torch.no_grad():
         for name in ("pass1", "pass2"):
+            if name != "pass1":  # the next window is centred on the last answer
+                windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
             point = point + refiner(windows) * (refiner.window / 2.0)
             out[name] = float((point - truth).norm(dim=1).median())
-            windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
     return out

@@ -104,7 +104,13 @@ def extract_glimpses(images: torch.Tensor, centres: torch.Tensor, size: int) -> 
     index = (base.long()[:, :, None] + taps).clamp(0, W - 1)  # (B, 2, size + 1)
     flat = (index[:, 1, :, None] * W + index[:, 0, None, :]).view(B, 1, -1).expand(B, C, -1)
     crop = images.flatten(2).gather(2, flat).view(B, C, size + 1, size + 1)
+    return blend_taps(crop, frac)
+
+
+def blend_taps(crop: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+    """Crops (n, C, size + 1, size + 1) to windows (n, C, size, size) shifted by the
+    sub-pixel fraction frac (n, 2) in [0, 1), x then y: bilinear between neighbouring taps."""
     fx = frac[:, 0, None, None, None]
     fy = frac[:, 1, None, None, None]
-    rows_blended = torch.lerp(crop[..., :-1], crop[..., 1:], fx)  # (B, C, size + 1, size)
+    rows_blended = torch.lerp(crop[..., :-1], crop[..., 1:], fx)  # (n, C, size + 1, size)
     return torch.lerp(rows_blended[:, :, :-1], rows_blended[:, :, 1:], fy)

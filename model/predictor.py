@@ -13,7 +13,13 @@ from torch import nn
 from air3d.images import Canvas, resize_canvas
 from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
-from air3d.model.centre_refiner import CentreRefiner, fine_world, refine_centres
+from air3d.model.centre_refiner import (
+    CentreRefiner,
+    centre_heights,
+    fine_world,
+    refine_centres,
+    scene_cameras,
+)
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.erasure import distinct, erase_found, new_objects, supported
@@ -21,7 +27,6 @@ from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import projection_matrices
 from air3d.renderer.prior import min_centre_distance
 from air3d.renderer.scene import append_rows
 from air3d.renderer.world import with_max_objects
@@ -232,27 +237,18 @@ class Predictor:
         kept inside q's workspace."""
         assert self.centres is not None
         scene, slot = answer.present.nonzero(as_tuple=True)
-        eye = answer.eye if answer.eye is not None else torch.tensor([self.world.camera.position])
-        matrices = projection_matrices(self.world, eye.expand(len(answer), 3).to(self.device))
-        heights = self._centre_heights.to(self.device)[answer.shape[scene, slot].to(self.device)]
+        matrices = scene_cameras(self.world, answer.eye, len(answer))[scene]
+        heights = centre_heights(self.shapes)[answer.shape[scene, slot]]
         xz = refine_centres(
             self.centres,
             fine,
-            scene.to(self.device),
-            answer.xz[scene, slot].to(self.device),
-            heights,
-            matrices[scene.to(self.device)],
+            *(t.to(self.device) for t in (scene, answer.xz[scene, slot], heights, matrices)),
         )
         latents = self.model.latents
         low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
         moved = answer.xz.clone()
-        moved[scene, slot] = torch.maximum(torch.minimum(xz, high), low).cpu()
+        moved[scene, slot] = xz.clamp(low, high).cpu()
         return SceneBatch(answer.shape, answer.present, moved, answer.yaw, answer.eye)
-
-    @property
-    def _centre_heights(self) -> torch.Tensor:
-        """Each kind's centre height above the ground (it rests on the ground)."""
-        return torch.tensor([spec.height / 2 for spec in self.shapes.specs])
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""

@@ -11,6 +11,11 @@ read back onto the plane at the object's centre height through the same camera (
 camera latent), so the height, shape and attributes stay q's. Two passes: the second
 window is centred on the first answer.
 
+A refiner that `reads_scale` also measures how large each object appears: log(h / z), h its
+centre's height above the ground and z its depth in front of the camera. With the objects'
+sizes known (q's), those scales give each image's camera distance and elevation
+(model/camera_fit.py), and the sharpened points are read through that camera.
+
 It is trained on our renderer's images of prior scenes at the fine size under random looks
 (model/centre_training.py): the truth is known, as in q's sleep stage.
 """
@@ -27,14 +32,15 @@ from torch import nn
 from air3d.model.checkpoint import load_checkpoint, save_checkpoint
 from air3d.model.networks import blend_taps
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
+from air3d.renderer.camera import project, projection_matrices
 
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
 
 class CentreRefiner(nn.Module):
     """Windows (n, 3, window, window) -> offsets (n, 2) of the object's centre from the
-    window's centre, x right and y down, in half-windows (1 = the window's edge)."""
+    window's centre, x right and y down, in half-windows (1 = the window's edge), and where
+    it `reads_scale`, each object's log apparent scale log(h / z) (n,) (else None)."""
 
     def __init__(
         self,
@@ -42,12 +48,19 @@ class CentreRefiner(nn.Module):
         window: int = 64,
         channels: tuple[int, ...] = (32, 64, 64, 128),
         hidden: int = 256,
+        reads_scale: bool = False,
+        scale_reference: float = 0.0,
+        scale_noise: float = 0.05,
     ):
         super().__init__()
         if window % 2 ** len(channels):
             raise ValueError(f"window {window} must be a multiple of {2 ** len(channels)}")
         self.fine_size, self.window = fine_size, window
         self.channels, self.hidden = tuple(channels), hidden
+        self.reads_scale = reads_scale
+        # The log scale it answers before training (the world's typical object), and the
+        # std of its answers' errors (measured on held-out renders; the camera fit's noise).
+        self.scale_reference, self.scale_noise = scale_reference, scale_noise
         layers: list[nn.Module] = []
         previous = 3
         for c in channels:  # each halves the side; padding keeps the grid centred
@@ -64,13 +77,15 @@ class CentreRefiner(nn.Module):
             nn.Flatten(),
             nn.Linear(previous * side * side, hidden),
             nn.SiLU(),
-            nn.Linear(hidden, 2),
+            nn.Linear(hidden, 3 if reads_scale else 2),
         )
         nn.init.zeros_(self.net[-1].weight)  # start by keeping q's answer
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.net(windows - 0.5)
+    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(windows - 0.5)
+        log_scale = out[:, 2] + self.scale_reference if self.reads_scale else None
+        return out[:, :2], log_scale
 
     def config(self) -> dict:
         return {
@@ -78,6 +93,9 @@ class CentreRefiner(nn.Module):
             "window": self.window,
             "channels": list(self.channels),
             "hidden": self.hidden,
+            "reads_scale": self.reads_scale,
+            "scale_reference": self.scale_reference,
+            "scale_noise": self.scale_noise,
         }
 
     @classmethod
@@ -152,32 +170,34 @@ def to_image_coordinates(points: torch.Tensor, size: int) -> torch.Tensor:
     return points / (size / 2.0) - 1.0
 
 
-def refine_centres(
+def sharpen_image_points(
     refiner: CentreRefiner,
     images: torch.Tensor,
     image_of: torch.Tensor,
-    xz: torch.Tensor,
-    heights: torch.Tensor,
-    matrices: torch.Tensor,
+    uv: torch.Tensor,
     passes: int = 2,
-) -> torch.Tensor:
-    """Sharpened ground positions (n, 2) of n objects: images (B, 3, S, S) on the fine
-    canvas (S = refiner.fine_size), each object's image index image_of (n,), ground
-    position xz (n, 2), centre height (n,), and its image's camera matrix (n, 4, 4)."""
-    if not len(xz):
-        return xz
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n objects' image points (n, 2) in [-1, 1] moved onto their centres, and (where the
+    refiner reads it) their log apparent scales (n,) from the last window: images
+    (B, 3, S, S) on the fine canvas (S = refiner.fine_size), image index image_of (n,)."""
     size = images.shape[-1]
     if size != refiner.fine_size:
         raise ValueError(f"the refiner reads {refiner.fine_size}-px canvases, got {size}")
-    centres = torch.cat([xz[:, :1], heights[:, None], xz[:, 1:]], dim=1)  # (n, 3)
-    point = to_pixel_points(project(centres, matrices), size)
+    if not len(uv):
+        return uv, (uv.new_zeros(0) if refiner.reads_scale else None)
+    point = to_pixel_points(uv, size)
     half = refiner.window / 2.0
     with torch.no_grad():
         for _ in range(passes):
-            windows = window_pixels(images, image_of, point, refiner.window)
-            point = point + refiner(windows) * half
-    uv = to_image_coordinates(point, size)
-    return unproject_to_plane(uv, matrices, heights)
+            offsets, log_scale = refiner(window_pixels(images, image_of, point, refiner.window))
+            point = point + offsets * half
+    return to_image_coordinates(point, size), log_scale
+
+
+def centre_points(xz: torch.Tensor, heights: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """Image points (n, 2) of objects' 3D centres: ground positions (n, 2) at their centre
+    heights (n,), each through its image's camera matrix (n, 4, 4)."""
+    return project(torch.cat([xz[:, :1], heights[:, None], xz[:, 1:]], dim=1), matrices)
 
 
 def write_centre_refiner(path: str | Path, refiner: CentreRefiner) -> None:

@@ -4,7 +4,9 @@ Prior scenes are rendered once on the fine canvas under random looks (scene_pool
 render_under_looks, the same looks as q's sleep pool); only the frame's rows are kept.
 Each step takes random objects, centres a window on each near its true image point (moved
 by Gaussian noise about as large as q's misses), applies the random image chains of
-model/augment.py, and regresses the way back to the true point (smooth L1, in pixels).
+model/augment.py, and regresses the way back to the true point (smooth L1, in pixels) and,
+where the refiner reads it, the object's log apparent scale log(h / z) (smooth L1, in
+percent: one percent weighs as one pixel).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from air3d.model.augment import AugmentConfig, augment
 from air3d.model.centre_refiner import (
@@ -31,21 +34,25 @@ from air3d.model.centre_refiner import (
 )
 from air3d.model.scene_pool import render_under_looks
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import project
+from air3d.renderer.camera import project, view_depths
 from air3d.renderer.visibility import sample_visible_scenes
 
 log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 2  # of the cached chunks: 2 added the log scales
 
 
 @dataclass
 class CentreData:
     """Rendered scenes for the refiner: the frame's rows of the fine canvas as uint8
-    (n, 3, rows, S), and every present object's image index (m,) and the pixel point
-    (column, row within those rows) (m, 2) where its 3D centre projects."""
+    (n, 3, rows, S), and every present object's image index (m,), the pixel point
+    (column, row within those rows) (m, 2) where its 3D centre projects, and its log
+    apparent scale log(h / z) (m,): centre height over depth in front of the camera."""
 
     images: torch.Tensor
     image_of: torch.Tensor
     points: torch.Tensor
+    log_scales: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.image_of)
@@ -55,8 +62,15 @@ class CentreData:
         cut = len(self.images) - max(1, round(share * len(self.images)))
         first, last = self.image_of < cut, self.image_of >= cut
         return (
-            CentreData(self.images[:cut], self.image_of[first], self.points[first]),
-            CentreData(self.images[cut:], self.image_of[last] - cut, self.points[last]),
+            CentreData(
+                self.images[:cut], self.image_of[first], self.points[first], self.log_scales[first]
+            ),
+            CentreData(
+                self.images[cut:],
+                self.image_of[last] - cut,
+                self.points[last],
+                self.log_scales[last],
+            ),
         )
 
     @classmethod
@@ -66,18 +80,22 @@ class CentreData:
             torch.cat([p.images for p in parts]),
             torch.cat([p.image_of + o for p, o in zip(parts, offsets, strict=True)]),
             torch.cat([p.points for p in parts]),
+            torch.cat([p.log_scales for p in parts]),
         )
 
 
-def object_points(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
-    """Each present object's image index (m,) and the fine-canvas pixel point (m, 2) of its
-    3D centre, seen from its scene's eye."""
-    matrices = scene_cameras(world, latents.eye, len(latents))
+def object_targets(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
+    """Each present object's image index (m,), the fine-canvas pixel point (m, 2) of its
+    3D centre seen from its scene's eye, and its log apparent scale (m,)."""
+    eyes = latents.eye if latents.eye is not None else torch.tensor([world.camera.position])
+    eyes = eyes.float().expand(len(latents), 3)
+    matrices = scene_cameras(world, eyes, len(latents))
     scene, slot = latents.present.nonzero(as_tuple=True)
     heights = centre_heights(shapes)[latents.shape[scene, slot]]
     xz = latents.xz[scene, slot]
     centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
-    return scene, to_pixel_points(project(centres, matrices[scene]), fine_size)
+    points = to_pixel_points(project(centres, matrices[scene]), fine_size)
+    return scene, points, torch.log(heights / view_depths(world, centres, eyes[scene]))
 
 
 def render_centre_data(
@@ -122,16 +140,16 @@ def _render_chunk(
     scenes = sample_visible_scenes(coarse, n, seed)
     images = render_under_looks(fine, scenes, seed, looks)[:, :, first:last].clone()
     latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    image_of, points = object_points(world, shapes, latents, fine.world.image_size)
+    image_of, points, log_scales = object_targets(world, shapes, latents, fine.world.image_size)
     points[:, 1] -= first  # rows of the kept frame
-    return CentreData(images, image_of, points)
+    return CentreData(images, image_of, points, log_scales)
 
 
 def _chunk_path(
     cache_dir: str | Path, fine: SceneRenderer, seed: int, n: int, looks: AugmentConfig | None
 ) -> Path:
     """A chunk's file, keyed by everything that shapes it."""
-    parts = [n, seed, fine.world.to_dict(), fine.shapes.to_dict()]
+    parts = [CACHE_FORMAT, n, seed, fine.world.to_dict(), fine.shapes.to_dict()]
     parts.append(None if looks is None else looks.to_dict())
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"centres-{key}.pt"
@@ -159,20 +177,32 @@ def noisy_windows(
     return windows, -miss
 
 
+def training_loss(
+    refiner: CentreRefiner, windows: torch.Tensor, offsets: torch.Tensor, log_scales: torch.Tensor
+) -> torch.Tensor:
+    """Smooth L1 of the offset in pixels, plus that of the log scale in percent (if read)."""
+    moved, log_scale = refiner(windows)
+    loss = nn.functional.smooth_l1_loss(moved * (refiner.window / 2.0), offsets)
+    if log_scale is not None:
+        loss = loss + nn.functional.smooth_l1_loss(100.0 * log_scale, 100.0 * log_scales)
+    return loss
+
+
 def train_centre_refiner(
     refiner: CentreRefiner, train: CentreData, held_out: CentreData, config: CentreTrainConfig
 ) -> list[dict[str, float]]:
-    """Trains in place; returns the held-out median miss (pixels) every 250 steps."""
+    """Trains in place; returns the held-out misses (held_out_miss) every 250 steps, and
+    sets the refiner's scale noise to its last held-out error."""
     g = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(refiner.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, config.steps)
-    half, curve, started = refiner.window / 2.0, [], time.time()
+    curve, started = [], time.time()
     for step in range(1, config.steps + 1):
         refiner.train()
         index = torch.randint(len(train), (config.batch_size,), generator=g)
         windows, target = noisy_windows(train, index, config, refiner.window, g)
         windows = augment(windows, config.augment, g)
-        loss = torch.nn.functional.smooth_l1_loss(refiner(windows) * half, target)
+        loss = training_loss(refiner, windows, target, train.log_scales[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -181,6 +211,8 @@ def train_centre_refiner(
             miss = held_out_miss(refiner, held_out, config)
             curve.append({"step": step, "loss": loss.item(), **miss, "s": time.time() - started})
             log.info("step %d loss %.3f held-out %s", step, loss.item(), miss)
+    if refiner.reads_scale and curve:
+        refiner.scale_noise = curve[-1]["scale_std"]
     return curve
 
 
@@ -188,7 +220,9 @@ def held_out_miss(
     refiner: CentreRefiner, data: CentreData, config: CentreTrainConfig, n: int = 2000
 ) -> dict[str, float]:
     """Median distance (pixels) to the true point: of the noisy window centres, and after
-    one and two passes of the refiner (fixed draws: comparable across calls)."""
+    one and two passes of the refiner (fixed draws: comparable across calls); where the
+    refiner reads scales, the robust std (1.4826 median absolute error) of the log scale
+    after two passes."""
     g = torch.Generator().manual_seed(12345)
     index = torch.randperm(len(data), generator=g)[:n]
     refiner.eval()
@@ -200,6 +234,10 @@ def held_out_miss(
         for name in ("pass1", "pass2"):
             if name != "pass1":  # the next window is centred on the last answer
                 windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
-            point = point + refiner(windows) * (refiner.window / 2.0)
+            offsets, log_scale = refiner(windows)
+            point = point + offsets * (refiner.window / 2.0)
             out[name] = float((point - truth).norm(dim=1).median())
+    if log_scale is not None:
+        error = (log_scale - data.log_scales[index]).abs().median()
+        out["scale_std"] = float(1.4826 * error)
     return out

@@ -13,12 +13,14 @@ from torch import nn
 from air3d.images import Canvas, resize_canvas
 from air3d.model.build import build_model
 from air3d.model.calibration import Calibration, read_calibration
+from air3d.model.camera_fit import fit_eyes
 from air3d.model.centre_refiner import (
     CentreRefiner,
     centre_heights,
+    centre_points,
     fine_world,
-    refine_centres,
     scene_cameras,
+    sharpen_image_points,
 )
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
@@ -27,6 +29,7 @@ from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
+from air3d.renderer.camera import unproject_to_plane
 from air3d.renderer.prior import min_centre_distance
 from air3d.renderer.scene import append_rows
 from air3d.renderer.world import with_max_objects
@@ -234,21 +237,32 @@ class Predictor:
     @torch.inference_mode()
     def _sharpen(self, fine: torch.Tensor, answer: SceneBatch) -> SceneBatch:
         """The answer with its centres sharpened on the fine images (CentreRefiner),
-        kept inside q's workspace."""
+        kept inside q's workspace; where the refiner reads the objects' apparent scales
+        and the world's camera jitters, each image's eye is fitted to them
+        (model/camera_fit.py) and the centres are read through it."""
         assert self.centres is not None
         scene, slot = answer.present.nonzero(as_tuple=True)
-        matrices = scene_cameras(self.world, answer.eye, len(answer))[scene]
         heights = centre_heights(self.shapes)[answer.shape[scene, slot]]
-        xz = refine_centres(
-            self.centres,
-            fine,
-            *(t.to(self.device) for t in (scene, answer.xz[scene, slot], heights, matrices)),
+        matrices = scene_cameras(self.world, answer.eye, len(answer))
+        uv = centre_points(answer.xz[scene, slot], heights, matrices[scene])
+        uv, log_scales = sharpen_image_points(
+            self.centres, fine, scene.to(self.device), uv.to(self.device)
         )
+        uv, eye = uv.cpu(), answer.eye
+        if log_scales is not None and self.world.camera.jitter > 0:
+            start = answer.eye if answer.eye is not None else self._world_eyes(len(answer))
+            noise = self.centres.scale_noise
+            eye = fit_eyes(self.world, uv, heights, log_scales.cpu(), scene, start, noise)
+            matrices = scene_cameras(self.world, eye, len(answer))
+        xz = unproject_to_plane(uv, matrices[scene], heights)
         latents = self.model.latents
         low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
         moved = answer.xz.clone()
-        moved[scene, slot] = xz.clamp(low, high).cpu()
-        return SceneBatch(answer.shape, answer.present, moved, answer.yaw, answer.eye)
+        moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
+        return SceneBatch(answer.shape, answer.present, moved, answer.yaw, eye)
+
+    def _world_eyes(self, n: int) -> torch.Tensor:
+        return torch.tensor([self.world.camera.position]).expand(n, 3)
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""

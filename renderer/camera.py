@@ -53,6 +53,14 @@ def project(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return -ndc
 
 
+def view_depths(world: World, points: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
+    """Depths (...,) of world points (..., 3) along the view axis of the world's camera
+    moved to `eye` (..., 3), still aimed at its look-at: how far in front of the camera."""
+    forward = eye.new_tensor(world.camera.look_at) - eye
+    forward = forward / forward.norm(dim=-1, keepdim=True)
+    return ((points - eye) * forward).sum(-1)
+
+
 def to_pixels(uv: torch.Tensor, image_size: int) -> torch.Tensor:
     """Takes image coordinates in [-1, 1] to pixel coordinates (column, row)."""
     return (uv + 1.0) * image_size / 2.0

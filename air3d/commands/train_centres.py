@@ -4,8 +4,10 @@ Renders prior scenes of the checkpoint's world on a finer canvas (`--fine-size`,
 320, its frame's own width) under the random looks q was trained with, trains the
 CentreRefiner (model/centre_refiner.py) to move a window onto each object's centre, and
 writes it into the checkpoint, atomically. From then on the checkpoint's Predictor takes
-images on that finer canvas and sharpens q's centres there. The rendering is kept in
-`--cache` chunk by chunk: a stopped run resumes it.
+images on that finer canvas and sharpens q's centres there. In a world whose camera
+jitters the refiner also learns each object's apparent scale, from which the Predictor fits
+each image's camera (model/camera_fit.py). The rendering is kept in `--cache` chunk by
+chunk: a stopped run resumes it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"), help="rendered chunks")
     parser.add_argument("--curve", type=Path, default=None, help="write the held-out curve here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--from-existing", action="store_true",
+        help="start from the checkpoint's refiner (of the same canvas and window), not afresh",
+    )  # fmt: skip
     return parser
 
 
@@ -70,17 +76,47 @@ def run(args: argparse.Namespace) -> int:
     config = CentreTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks
-    refiner = CentreRefiner(fine_size, window=args.window)
+    refiner = _new_refiner(fine_size, args.window, world, train)
+    if args.from_existing:
+        _start_from(refiner, CentreRefiner.from_checkpoint(checkpoint, args.checkpoint))
     curve = train_centre_refiner(refiner, train, held_out, config)
     if args.curve is not None:
         args.curve.write_text(json.dumps(curve, indent=1) + "\n")
     write_centre_refiner(args.checkpoint, refiner)
     last = curve[-1]
+    scale = f"; log scale std {last['scale_std']:.4f}" if "scale_std" in last else ""
     print(
         f"wrote the centre refiner into {args.checkpoint}: held-out miss {last['before']:.2f} px"
         f" -> {last['pass1']:.2f} (one pass) -> {last['pass2']:.2f} (two) on {fine_size}-px"
+        f"{scale}"
     )
     return 0
+
+
+def _new_refiner(fine_size: int, window: int, world: World, train) -> CentreRefiner:
+    """A refiner that also reads scales where the camera jitters (they fit the camera);
+    it starts at the training objects' mean log scale."""
+    reads_scale = world.camera.jitter > 0
+    reference = float(train.log_scales.mean()) if reads_scale else 0.0
+    return CentreRefiner(
+        fine_size, window=window, reads_scale=reads_scale, scale_reference=reference
+    )
+
+
+def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
+    """Copies an existing refiner's weights into the new one; a scale output the existing
+    one lacks starts at zero (the reference scale)."""
+    if existing is None:
+        raise ValueError("--from-existing: the checkpoint has no centre refiner")
+    if (existing.fine_size, existing.window) != (refiner.fine_size, refiner.window):
+        raise ValueError(
+            f"--from-existing: the checkpoint's refiner reads {existing.window}-px windows of"
+            f" {existing.fine_size}-px canvases, not {refiner.window} of {refiner.fine_size}"
+        )
+    own = refiner.state_dict()
+    for name, weights in existing.state_dict().items():
+        own[name][: len(weights)] = weights  # the last layer's rows: offsets, then scale
+    refiner.load_state_dict(own)
 
 
 def _looks(checkpoint: dict) -> AugmentConfig | None:

@@ -15,7 +15,7 @@ from air3d.model.centre_refiner import (
     CHECKPOINT_KEY,
     CentreRefiner,
     fine_world,
-    refine_centres,
+    sharpen_image_points,
     to_pixel_points,
     window_pixels,
 )
@@ -23,7 +23,7 @@ from air3d.model.centre_training import (
     CentreData,
     CentreTrainConfig,
     held_out_miss,
-    object_points,
+    object_targets,
     render_centre_data,
     train_centre_refiner,
 )
@@ -49,17 +49,17 @@ def test_windows_equal_the_glimpses_of_q_and_read_uint8_stores():
     assert torch.allclose(from_bytes, glimpses, atol=0.5 / 255 + 1e-5)
 
 
-def test_an_untrained_refiner_keeps_the_centres(tiny_clevr_world):
-    world, shapes = open_world(tiny_clevr_world)
-    refiner = CentreRefiner(FINE, window=16, channels=(8, 8))
-    eye = torch.tensor([world.camera.position, [7.0, 5.5, 6.9]])
-    matrices = projection_matrices(world, eye)
-    xz = torch.tensor([[0.5, -1.0], [-2.0, 1.5], [1.0, 1.0]])
-    heights = torch.tensor([0.35, 0.7, 0.35])
-    image_of = torch.tensor([0, 1, 1])
+def test_an_untrained_refiner_keeps_the_centres_and_answers_its_reference_scale():
+    refiner = CentreRefiner(FINE, window=16, channels=(8, 8), reads_scale=True, scale_reference=-3)
+    uv = torch.tensor([[0.5, -0.2], [-0.3, 0.1], [0.1, 0.4]])
     images = torch.rand(2, 3, FINE, FINE)
-    out = refine_centres(refiner, images, image_of, xz, heights, matrices[image_of])
-    assert torch.allclose(out, xz, atol=1e-4)
+    out, log_scales = sharpen_image_points(refiner, images, torch.tensor([0, 1, 1]), uv)
+    assert torch.allclose(out, uv, atol=1e-5)
+    assert torch.equal(log_scales, torch.full((3,), -3.0))
+    plain = CentreRefiner(FINE, window=16, channels=(8, 8))
+    assert sharpen_image_points(plain, images, torch.tensor([0, 1, 1]), uv)[1] is None
+    with pytest.raises(ValueError, match="reads 64-px canvases"):
+        sharpen_image_points(plain, images[..., :32, :32], torch.tensor([0]), uv[:1])
 
 
 def test_a_moved_image_point_is_read_back_on_the_objects_plane(world):
@@ -81,8 +81,11 @@ def test_the_data_points_are_where_the_renderer_draws_each_object(tiny_clevr_wor
     world, shapes = open_world(tiny_clevr_world)
     scenes = sample_scenes(world, shapes, 1, 0)
     latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    image_of, points = object_points(world, shapes, latents, FINE)
-    assert len(points) == len(scenes[0].objects)
+    image_of, points, log_scales = object_targets(world, shapes, latents, FINE)
+    assert len(points) == len(log_scales) == len(scenes[0].objects)
+    # log(h / z): centre heights 0.35-0.7 seen from about 11 away
+    assert ((log_scales > -3.8) & (log_scales < -2.3)).all()
+    assert len(centre_data.log_scales) == len(centre_data.points)
     assert len(centre_data.image_of) == len(centre_data.points) > 24
     assert centre_data.images.dtype == torch.uint8
     rows = fine_world(world, FINE).frame_rows
@@ -95,13 +98,18 @@ def test_training_brings_windows_nearer_the_true_centres(centre_data):
     train, held_out = centre_data.split(0.25)
     config = CentreTrainConfig(steps=150, batch_size=32, lr=3e-3, noise_px=3.0, max_noise_px=6.0)
     config.augment = AugmentConfig(probability=0.0)
-    refiner = CentreRefiner(FINE, window=16, channels=(8, 16), hidden=32)
+    reference = float(train.log_scales.mean())
+    refiner = CentreRefiner(
+        FINE, window=16, channels=(8, 16), hidden=32, reads_scale=True, scale_reference=reference
+    )
     before = held_out_miss(refiner, train, config)
     assert before["pass1"] == pytest.approx(before["before"])  # it starts by keeping them
     curve = train_centre_refiner(refiner, train, held_out, config)
     after = held_out_miss(refiner, train, config)
     assert after["pass1"] < 0.8 * before["before"]
+    assert after["scale_std"] < 0.8 * before["scale_std"]  # it tells small from large
     assert curve[-1]["step"] == 150
+    assert refiner.scale_noise == curve[-1]["scale_std"]  # the camera fit's noise
 
 
 def test_resize_canvas_is_what_loading_the_file_at_that_size_gives(tiny_clevr_world):
@@ -117,7 +125,9 @@ def test_resize_canvas_is_what_loading_the_file_at_that_size_gives(tiny_clevr_wo
 def sharpening_checkpoint(tiny_clevr_checkpoint, tmp_path_factory):
     checkpoint = torch.load(tiny_clevr_checkpoint, weights_only=True)
     torch.manual_seed(0)
-    refiner = CentreRefiner(FINE, window=16, channels=(8, 8), hidden=16)
+    refiner = CentreRefiner(
+        FINE, window=16, channels=(8, 8), hidden=16, reads_scale=True, scale_reference=-3.1
+    )
     torch.nn.init.normal_(refiner.net[-1].weight, std=0.05)  # one that moves centres
     checkpoint[CHECKPOINT_KEY] = refiner.state()
     path = tmp_path_factory.mktemp("sharpening") / "model.pt"
@@ -149,6 +159,8 @@ def test_a_predictor_with_a_refiner_reads_its_finer_canvas(
         for p, q in zip(a.objects, b.objects, strict=True):
             assert p.position[1] == q.position[1]  # the height stays q's
             moved += p.position != q.position
+        # the refiner reads scales: the camera is fitted where there are objects
+        assert (a.camera != b.camera) == bool(a.objects)
     assert moved > 0
     with pytest.raises(ValueError, match=r"with S 64 \(the centre refiner's\) or 32"):
         sharp.infer(torch.zeros(1, 3, 48, 48))
@@ -187,5 +199,10 @@ def test_train_centres_writes_a_refiner_that_the_predictor_uses(
     assert (tmp_path / "curve.json").exists()
     predictor = Predictor.from_checkpoint(path, frozen=False, fit=False)
     assert predictor.centres is not None and predictor.canvas.size == FINE
+    assert predictor.centres.reads_scale  # the clevr world's camera jitters
+    first = predictor.centres.net[0].weight.clone()
+    assert main([*argv, "--steps", "1", "--from-existing"]) == 0  # it starts from the last
+    again = Predictor.from_checkpoint(path, frozen=False, fit=False).centres
+    assert (again.net[0].weight - first).abs().max() < 0.1 * first.abs().max()
     assert main([*argv[:-6], "--fine-size", "32", "--cache", str(cache)]) != 0
     assert "--fine-size must be above" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""The camera fit (model/camera_fit.py): each image's eye from its objects' apparent scales."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from air3d.model.camera_fit import EyePrior, fit_eyes, to_cartesian, to_spherical
+from air3d.renderer import SceneBatch, open_world
+from air3d.renderer.camera import project, projection_matrices, unproject_to_plane, view_depths
+from air3d.renderer.prior import sample_scenes
+
+
+def test_spherical_and_cartesian_are_inverse(world):
+    eyes = torch.tensor([[7.4, 5.3, 6.5], [-3.0, 2.0, 9.0]], dtype=torch.float64)
+    assert torch.allclose(to_cartesian(*to_spherical(eyes, world), world), eyes)
+
+
+def test_view_depth_is_the_distance_along_the_line_of_sight(world):
+    eye = torch.tensor([[0.0, 0.0, 10.0]])
+    at = torch.tensor(world.camera.look_at)
+    ahead = eye + 4.0 * (at - eye) / (at - eye).norm()
+    assert view_depths(world, ahead, eye).item() == pytest.approx(4.0, abs=1e-5)
+
+
+def _views(world, shapes, n: int, seed: int):
+    """n prior scenes from their jittered eyes: image points, heights, exact log scales,
+    image index, true ground positions and true eyes."""
+    scenes = sample_scenes(world, shapes, n, seed)
+    latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
+    scene, slot = latents.present.nonzero(as_tuple=True)
+    heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
+    xz = latents.xz[scene, slot]
+    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+    eyes = latents.eye.float()
+    uv = project(centres, projection_matrices(world, eyes)[scene])
+    log_scales = torch.log(heights / view_depths(world, centres, eyes[scene]))
+    return uv, heights, log_scales, scene, xz, eyes
+
+
+def test_exact_scales_give_back_the_distance_and_elevation(tiny_clevr_world):
+    world, shapes = open_world(tiny_clevr_world)
+    uv, heights, log_scales, scene, xz, true_eyes = _views(world, shapes, 40, 0)
+    start = torch.tensor([world.camera.position]).expand(40, 3)
+    # Keep only images with objects, and give the start the true azimuth, which the fit
+    # keeps (the floor does not show it).
+    distance, elevation, azimuth = to_spherical(true_eyes.double(), world)
+    r0, e0, _ = to_spherical(start.double(), world)
+    start = to_cartesian(r0, e0, azimuth, world).float()
+    eyes = fit_eyes(world, uv, heights, log_scales, scene, start, noise=0.002)
+    counts = torch.bincount(scene, minlength=40)
+    three = counts == 3  # two unknowns: one or two objects leave them (nearly) open
+    assert three.sum() >= 5
+    fitted_distance, fitted_elevation, fitted_azimuth = to_spherical(eyes.double(), world)
+    assert (fitted_distance - distance)[three].abs().max() < 0.05
+    assert (fitted_elevation - elevation)[three].abs().max() < 0.005
+    assert torch.allclose(fitted_azimuth, azimuth, atol=1e-4)
+    assert torch.equal(eyes[counts == 0], start[counts == 0])  # no objects: the eye stays
+    # and the positions read through the fitted eyes are the true ones
+    on = three[scene]
+    read = unproject_to_plane(uv, projection_matrices(world, eyes)[scene], heights)
+    through_start = unproject_to_plane(uv, projection_matrices(world, start)[scene], heights)
+    assert (read - xz)[on].norm(dim=1).max() < 0.03 < (through_start - xz)[on].norm(dim=1).max()
+
+
+def test_without_a_clear_answer_the_prior_holds_the_eye(tiny_clevr_world):
+    """Very noisy scales: the fit stays near the prior's mean eye."""
+    world, shapes = open_world(tiny_clevr_world)
+    uv, heights, log_scales, scene, _, _ = _views(world, shapes, 10, 1)
+    noisy = log_scales + torch.randn(len(log_scales), generator=torch.Generator().manual_seed(0))
+    start = torch.tensor([world.camera.position]).expand(10, 3)
+    eyes = fit_eyes(world, uv, heights, noisy, scene, start, noise=10.0)
+    prior = EyePrior.of(world)
+    distance, elevation, _ = to_spherical(eyes.double(), world)
+    assert (distance - prior.distance).abs().max() < 0.5 * prior.distance_std
+    assert (elevation - prior.elevation).abs().max() < 0.5 * prior.elevation_std

@@ -37,7 +37,10 @@ save_checkpoint("assets/model/clevr.pt", checkpoint)
 EOF
 chmod 644 assets/model/clevr.pt
 # Where there is none yet, train it: 3,000 prior scenes drawn at 320 px (about 20 minutes
-# on 2 cores, kept in runs/cache), then 4,000 steps (about 15 minutes).
+# on 2 cores, kept in runs/cache), then 4,000 steps (about 15 minutes). In CLEVR's world
+# (camera jitter) it also learns the objects' apparent scales, which fit each image's
+# camera (model/camera_fit.py). (The shipped one: 4,000 steps without scales, then
+# `train-centres --from-existing --steps 3000` with them, about 45 minutes beside training.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

@@ -114,8 +114,12 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
             f" {existing.fine_size}-px canvases, not {refiner.window} of {refiner.fine_size}"
         )
     own = refiner.state_dict()
+    last = f"net.{len(refiner.net) - 1}."  # its rows: the offsets', then the scale's
     for name, weights in existing.state_dict().items():
-        own[name][: len(weights)] = weights  # the last layer's rows: offsets, then scale
+        rows = own[name][: len(weights)] if name.startswith(last) else own.get(name)
+        if rows is None or rows.shape != weights.shape:
+            raise ValueError(f"--from-existing: the checkpoint's refiner differs at {name}")
+        rows.copy_(weights)
     refiner.load_state_dict(own)
 
 

@@ -17,6 +17,7 @@ grids around the best.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ class EyePrior:
     elevation_std: float
 
     @classmethod
+    @functools.lru_cache(maxsize=8)  # a world's prior is fixed: measured once, not per fit
     def of(cls, world: World, n: int = 4096) -> EyePrior:
         """Measured on n eyes drawn as the prior draws them (uniform in the jitter box)."""
         camera = world.camera

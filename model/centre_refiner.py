@@ -130,12 +130,16 @@ def centre_heights(shapes: ShapeLibrary) -> torch.Tensor:
     return torch.tensor([spec.height / 2 for spec in shapes.specs])
 
 
-def scene_cameras(world: World, eye: torch.Tensor | None, n: int) -> torch.Tensor:
-    """The (n, 4, 4) camera matrices of n scenes seen from their eyes (n, 3), or all from
-    the world's camera (eye None)."""
+def scene_eyes(world: World, eye: torch.Tensor | None, n: int) -> torch.Tensor:
+    """The (n, 3) eyes of n scenes: their own (n, 3), or the world camera's (eye None)."""
     if eye is None:
         eye = torch.tensor([world.camera.position])
-    return projection_matrices(world, eye.float().expand(n, 3))
+    return eye.float().expand(n, 3)
+
+
+def scene_cameras(world: World, eye: torch.Tensor | None, n: int) -> torch.Tensor:
+    """The (n, 4, 4) camera matrices of n scenes seen from their eyes (scene_eyes)."""
+    return projection_matrices(world, scene_eyes(world, eye, n))
 
 
 def window_pixels(

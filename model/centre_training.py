@@ -29,6 +29,7 @@ from air3d.model.centre_refiner import (
     centre_heights,
     fine_world,
     scene_cameras,
+    scene_eyes,
     to_pixel_points,
     window_pixels,
 )
@@ -87,8 +88,7 @@ class CentreData:
 def object_targets(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
     """Each present object's image index (m,), the fine-canvas pixel point (m, 2) of its
     3D centre seen from its scene's eye, and its log apparent scale (m,)."""
-    eyes = latents.eye if latents.eye is not None else torch.tensor([world.camera.position])
-    eyes = eyes.float().expand(len(latents), 3)
+    eyes = scene_eyes(world, latents.eye, len(latents))
     matrices = scene_cameras(world, eyes, len(latents))
     scene, slot = latents.present.nonzero(as_tuple=True)
     heights = centre_heights(shapes)[latents.shape[scene, slot]]

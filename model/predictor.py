@@ -20,6 +20,7 @@ from air3d.model.centre_refiner import (
     centre_points,
     fine_world,
     scene_cameras,
+    scene_eyes,
     sharpen_image_points,
 )
 from air3d.model.checkpoint import file_hash, load_checkpoint
@@ -250,7 +251,7 @@ class Predictor:
         )
         uv, eye = uv.cpu(), answer.eye
         if log_scales is not None and self.world.camera.jitter > 0:
-            start = answer.eye if answer.eye is not None else self._world_eyes(len(answer))
+            start = scene_eyes(self.world, answer.eye, len(answer))
             noise = self.centres.scale_noise
             eye = fit_eyes(self.world, uv, heights, log_scales.cpu(), scene, start, noise)
             matrices = scene_cameras(self.world, eye, len(answer))
@@ -260,9 +261,6 @@ class Predictor:
         moved = answer.xz.clone()
         moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
         return SceneBatch(answer.shape, answer.present, moved, answer.yaw, eye)
-
-    def _world_eyes(self, n: int) -> torch.Tensor:
-        return torch.tensor([self.world.camera.position]).expand(n, 3)
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""

@@ -16,6 +16,11 @@ centre's height above the ground and z its depth in front of the camera. With th
 sizes known (q's), those scales give each image's camera distance and elevation
 (model/camera_fit.py), and the sharpened points are read through that camera.
 
+A refiner that reads `factors` also names each object's shape and attribute values (one
+softmax per factor, the library's ShapeLibrary.factors): at the fine canvas a cube's corners
+and a cylinder's round top are several pixels wide where q's canvas has one or two. The
+Predictor weighs them with q's kind probabilities (kind_posterior).
+
 It is trained on our renderer's images of prior scenes at the fine size under random looks
 (model/centre_training.py): the truth is known, as in q's sleep stage.
 """
@@ -23,6 +28,7 @@ It is trained on our renderer's images of prior scenes at the fine size under ra
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +43,21 @@ from air3d.renderer.camera import project, projection_matrices
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What the CentreRefiner reads in n windows."""
+
+    # the object's centre from the window's centre (n, 2), x right and y down, in
+    # half-windows (1 = the window's edge)
+    offsets: torch.Tensor
+    log_scale: torch.Tensor | None  # log apparent scale log(h / z) (n,), where read
+    factor_logits: tuple[torch.Tensor, ...]  # per factor (n, values), where read; else ()
+
+
 class CentreRefiner(nn.Module):
-    """Windows (n, 3, window, window) -> offsets (n, 2) of the object's centre from the
-    window's centre, x right and y down, in half-windows (1 = the window's edge), and where
-    it `reads_scale`, each object's log apparent scale log(h / z) (n,) (else None)."""
+    """Windows (n, 3, window, window) -> a Reading: offsets of the object's centre, and
+    where it `reads_scale`, the log apparent scale, and where it reads `factors` (values
+    per factor: shape first, then the world's attributes), each factor's logits."""
 
     def __init__(
         self,
@@ -51,6 +68,7 @@ class CentreRefiner(nn.Module):
         reads_scale: bool = False,
         scale_reference: float = 0.0,
         scale_noise: float = 0.05,
+        factors: tuple[int, ...] = (),
     ):
         super().__init__()
         if window % 2 ** len(channels):
@@ -58,6 +76,7 @@ class CentreRefiner(nn.Module):
         self.fine_size, self.window = fine_size, window
         self.channels, self.hidden = tuple(channels), hidden
         self.reads_scale = reads_scale
+        self.factors = tuple(factors)
         # The log scale it answers before training (the world's typical object), and the
         # std of its answers' errors (measured on held-out renders; the camera fit's noise).
         self.scale_reference, self.scale_noise = scale_reference, scale_noise
@@ -77,15 +96,17 @@ class CentreRefiner(nn.Module):
             nn.Flatten(),
             nn.Linear(previous * side * side, hidden),
             nn.SiLU(),
-            nn.Linear(hidden, 3 if reads_scale else 2),
+            nn.Linear(hidden, 2 + int(reads_scale) + sum(self.factors)),
         )
-        nn.init.zeros_(self.net[-1].weight)  # start by keeping q's answer
+        nn.init.zeros_(self.net[-1].weight)  # start by keeping q's answer (and uniform kinds)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, windows: torch.Tensor) -> Reading:
         out = self.net(windows - 0.5)
+        scale_end = 2 + int(self.reads_scale)
         log_scale = out[:, 2] + self.scale_reference if self.reads_scale else None
-        return out[:, :2], log_scale
+        logits = out[:, scale_end:].split(self.factors, dim=1) if self.factors else ()
+        return Reading(out[:, :2], log_scale, tuple(logits))
 
     def config(self) -> dict:
         return {
@@ -96,27 +117,65 @@ class CentreRefiner(nn.Module):
             "reads_scale": self.reads_scale,
             "scale_reference": self.scale_reference,
             "scale_noise": self.scale_noise,
+            "factors": list(self.factors),
         }
 
     @classmethod
     def from_state(cls, state: dict) -> CentreRefiner:
-        refiner = cls(**{**state["config"], "channels": tuple(state["config"]["channels"])})
+        config = state["config"]
+        refiner = cls(
+            **{
+                **config,
+                "channels": tuple(config["channels"]),
+                "factors": tuple(config.get("factors", ())),  # older refiners read none
+            }
+        )
         refiner.load_state_dict(state["weights"])
         return refiner.eval()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any], path: str | Path) -> CentreRefiner | None:
-        """The checkpoint's refiner; None where it has none; ValueError if it is broken."""
+        """The checkpoint's refiner; None where it has none; ValueError if it is broken or
+        names kinds of another shape library than the checkpoint's."""
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
             return None
         try:
-            return cls.from_state(state)
+            refiner = cls.from_state(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ValueError(f"checkpoint {path}: its centre refiner is broken: {error}") from None
+        if refiner.factors and "shapes" in checkpoint:
+            expected = factor_sizes(ShapeLibrary.from_dict(checkpoint["shapes"]))
+            if refiner.factors != expected:
+                raise ValueError(
+                    f"checkpoint {path}: its centre refiner reads factors of "
+                    f"{list(refiner.factors)} values, its shape library has {list(expected)}"
+                )
+        return refiner
 
     def state(self) -> dict:
         return {"config": self.config(), "weights": self.state_dict()}
+
+
+def factor_sizes(shapes: ShapeLibrary) -> tuple[int, ...]:
+    """How many values each of the library's factors has (shape first): what a refiner
+    that names kinds reads."""
+    return tuple(len(values) for _, values in shapes.factors)
+
+
+def kind_posterior(
+    shapes: ShapeLibrary, kind_probs: torch.Tensor, factor_logits: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """q's kind probabilities (n, K) weighed by the refiner's reading of each factor
+    ((n, values) logits per factor), as independent evidence: p(k) * prod_f p_f(k's value),
+    normalised (n, K). No factors: q's own."""
+    if not factor_logits:
+        return kind_probs
+    index = torch.as_tensor(shapes.factor_index(), device=kind_probs.device)  # (K, A)
+    log_post = kind_probs.clamp(min=1e-12).log()
+    for a, logits in enumerate(factor_logits):
+        log_post = log_post + torch.log_softmax(logits, -1)[:, index[:, a]]
+    return torch.softmax(log_post, -1)
 
 
 def fine_world(world: World, fine_size: int) -> World:
@@ -180,22 +239,30 @@ def sharpen_image_points(
     image_of: torch.Tensor,
     uv: torch.Tensor,
     passes: int = 2,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n objects' image points (n, 2) in [-1, 1] moved onto their centres, and (where the
-    refiner reads it) their log apparent scales (n,) from the last window: images
+) -> tuple[torch.Tensor, Reading]:
+    """n objects' image points (n, 2) in [-1, 1] moved onto their centres, and the last
+    window's Reading (its scales and factor logits, where the refiner reads them): images
     (B, 3, S, S) on the fine canvas (S = refiner.fine_size), image index image_of (n,)."""
     size = images.shape[-1]
     if size != refiner.fine_size:
         raise ValueError(f"the refiner reads {refiner.fine_size}-px canvases, got {size}")
-    if not len(uv):
-        return uv, (uv.new_zeros(0) if refiner.reads_scale else None)
     point = to_pixel_points(uv, size)
     half = refiner.window / 2.0
+    if not len(uv):
+        return uv, _empty_reading(refiner, uv)
     with torch.no_grad():
         for _ in range(passes):
-            offsets, log_scale = refiner(window_pixels(images, image_of, point, refiner.window))
-            point = point + offsets * half
-    return to_image_coordinates(point, size), log_scale
+            reading = refiner(window_pixels(images, image_of, point, refiner.window))
+            point = point + reading.offsets * half
+    return to_image_coordinates(point, size), reading
+
+
+def _empty_reading(refiner: CentreRefiner, uv: torch.Tensor) -> Reading:
+    return Reading(
+        uv.new_zeros(0, 2),
+        uv.new_zeros(0) if refiner.reads_scale else None,
+        tuple(uv.new_zeros(0, n) for n in refiner.factors),
+    )
 
 
 def centre_points(xz: torch.Tensor, heights: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:

@@ -40,20 +40,22 @@ from air3d.renderer.visibility import sample_visible_scenes
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # of the cached chunks: 2 added the log scales
+CACHE_FORMAT = 3  # of the cached chunks: 2 added the log scales, 3 the kinds
 
 
 @dataclass
 class CentreData:
     """Rendered scenes for the refiner: the frame's rows of the fine canvas as uint8
     (n, 3, rows, S), and every present object's image index (m,), the pixel point
-    (column, row within those rows) (m, 2) where its 3D centre projects, and its log
-    apparent scale log(h / z) (m,): centre height over depth in front of the camera."""
+    (column, row within those rows) (m, 2) where its 3D centre projects, its log
+    apparent scale log(h / z) (m,): centre height over depth in front of the camera, and
+    its kind (m,): index into the shape library."""
 
     images: torch.Tensor
     image_of: torch.Tensor
     points: torch.Tensor
     log_scales: torch.Tensor
+    kinds: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.image_of)
@@ -62,16 +64,18 @@ class CentreData:
         """(the first images' objects, the last `share` of the images' objects)."""
         cut = len(self.images) - max(1, round(share * len(self.images)))
         first, last = self.image_of < cut, self.image_of >= cut
-        return (
-            CentreData(
-                self.images[:cut], self.image_of[first], self.points[first], self.log_scales[first]
-            ),
-            CentreData(
-                self.images[cut:],
-                self.image_of[last] - cut,
-                self.points[last],
-                self.log_scales[last],
-            ),
+        return self._objects(first, self.images[:cut], 0), self._objects(
+            last, self.images[cut:], cut
+        )
+
+    def _objects(self, chosen: torch.Tensor, images: torch.Tensor, first: int) -> CentreData:
+        """The chosen objects (m,) bool, over `images`, which start at image `first`."""
+        return CentreData(
+            images,
+            self.image_of[chosen] - first,
+            self.points[chosen],
+            self.log_scales[chosen],
+            self.kinds[chosen],
         )
 
     @classmethod
@@ -82,12 +86,13 @@ class CentreData:
             torch.cat([p.image_of + o for p, o in zip(parts, offsets, strict=True)]),
             torch.cat([p.points for p in parts]),
             torch.cat([p.log_scales for p in parts]),
+            torch.cat([p.kinds for p in parts]),
         )
 
 
 def object_targets(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine_size: int):
     """Each present object's image index (m,), the fine-canvas pixel point (m, 2) of its
-    3D centre seen from its scene's eye, and its log apparent scale (m,)."""
+    3D centre seen from its scene's eye, its log apparent scale (m,) and its kind (m,)."""
     eyes = scene_eyes(world, latents.eye, len(latents))
     matrices = scene_cameras(world, eyes, len(latents))
     scene, slot = latents.present.nonzero(as_tuple=True)
@@ -95,7 +100,8 @@ def object_targets(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine
     xz = latents.xz[scene, slot]
     centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
     points = to_pixel_points(project(centres, matrices[scene]), fine_size)
-    return scene, points, torch.log(heights / view_depths(world, centres, eyes[scene]))
+    log_scales = torch.log(heights / view_depths(world, centres, eyes[scene]))
+    return scene, points, log_scales, latents.shape[scene, slot]
 
 
 def render_centre_data(
@@ -140,9 +146,11 @@ def _render_chunk(
     scenes = sample_visible_scenes(coarse, n, seed)
     images = render_under_looks(fine, scenes, seed, looks)[:, :, first:last].clone()
     latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    image_of, points, log_scales = object_targets(world, shapes, latents, fine.world.image_size)
+    image_of, points, log_scales, kinds = object_targets(
+        world, shapes, latents, fine.world.image_size
+    )
     points[:, 1] -= first  # rows of the kept frame
-    return CentreData(images, image_of, points, log_scales)
+    return CentreData(images, image_of, points, log_scales, kinds)
 
 
 def _chunk_path(
@@ -178,21 +186,34 @@ def noisy_windows(
 
 
 def training_loss(
-    refiner: CentreRefiner, windows: torch.Tensor, offsets: torch.Tensor, log_scales: torch.Tensor
+    refiner: CentreRefiner,
+    windows: torch.Tensor,
+    offsets: torch.Tensor,
+    log_scales: torch.Tensor,
+    factor_values: torch.Tensor,
 ) -> torch.Tensor:
-    """Smooth L1 of the offset in pixels, plus that of the log scale in percent (if read)."""
-    moved, log_scale = refiner(windows)
-    loss = nn.functional.smooth_l1_loss(moved * (refiner.window / 2.0), offsets)
-    if log_scale is not None:
-        loss = loss + nn.functional.smooth_l1_loss(100.0 * log_scale, 100.0 * log_scales)
+    """Smooth L1 of the offset in pixels, plus that of the log scale in percent (if read),
+    plus each factor's cross-entropy (if read; factor_values (k, A): the true values)."""
+    reading = refiner(windows)
+    loss = nn.functional.smooth_l1_loss(reading.offsets * (refiner.window / 2.0), offsets)
+    if reading.log_scale is not None:
+        loss = loss + nn.functional.smooth_l1_loss(100.0 * reading.log_scale, 100.0 * log_scales)
+    for a, logits in enumerate(reading.factor_logits):
+        loss = loss + nn.functional.cross_entropy(logits, factor_values[:, a])
     return loss
 
 
 def train_centre_refiner(
-    refiner: CentreRefiner, train: CentreData, held_out: CentreData, config: CentreTrainConfig
+    refiner: CentreRefiner,
+    train: CentreData,
+    held_out: CentreData,
+    config: CentreTrainConfig,
+    factor_index: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
     """Trains in place; returns the held-out misses (held_out_miss) every 250 steps, and
-    sets the refiner's scale noise to its last held-out error."""
+    sets the refiner's scale noise to its last held-out error. A refiner that reads factors
+    needs the library's factor_index (K, A) (ShapeLibrary.factor_index): each kind's values."""
+    values = _factor_values(refiner, factor_index)
     g = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(refiner.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, config.steps)
@@ -202,13 +223,14 @@ def train_centre_refiner(
         index = torch.randint(len(train), (config.batch_size,), generator=g)
         windows, target = noisy_windows(train, index, config, refiner.window, g)
         windows = augment(windows, config.augment, g)
-        loss = training_loss(refiner, windows, target, train.log_scales[index])
+        kinds = values[train.kinds[index]]
+        loss = training_loss(refiner, windows, target, train.log_scales[index], kinds)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
         if step % 250 == 0 or step == config.steps:
-            miss = held_out_miss(refiner, held_out, config)
+            miss = held_out_miss(refiner, held_out, config, values)
             curve.append({"step": step, "loss": loss.item(), **miss, "s": time.time() - started})
             log.info("step %d loss %.3f held-out %s", step, loss.item(), miss)
     if refiner.reads_scale and curve:
@@ -216,13 +238,27 @@ def train_centre_refiner(
     return curve
 
 
+def _factor_values(refiner: CentreRefiner, factor_index: torch.Tensor | None) -> torch.Tensor:
+    """Each kind's factor values (K, A) for the refiner's factors; (K, 0) where it reads none."""
+    if not refiner.factors:
+        return torch.zeros(0 if factor_index is None else len(factor_index), 0, dtype=torch.long)
+    if factor_index is None:
+        raise ValueError("a refiner that reads factors needs the library's factor_index")
+    return torch.as_tensor(factor_index, dtype=torch.long)
+
+
 def held_out_miss(
-    refiner: CentreRefiner, data: CentreData, config: CentreTrainConfig, n: int = 2000
+    refiner: CentreRefiner,
+    data: CentreData,
+    config: CentreTrainConfig,
+    factor_values: torch.Tensor | None = None,
+    n: int = 2000,
 ) -> dict[str, float]:
     """Median distance (pixels) to the true point: of the noisy window centres, and after
     one and two passes of the refiner (fixed draws: comparable across calls); where the
     refiner reads scales, the robust std (1.4826 median absolute error) of the log scale
-    after two passes."""
+    after two passes; where it reads factors (factor_values (K, A): each kind's values),
+    each factor's accuracy after two passes (`<factor index>_accuracy`)."""
     g = torch.Generator().manual_seed(12345)
     index = torch.randperm(len(data), generator=g)[:n]
     refiner.eval()
@@ -234,10 +270,14 @@ def held_out_miss(
         for name in ("pass1", "pass2"):
             if name != "pass1":  # the next window is centred on the last answer
                 windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
-            offsets, log_scale = refiner(windows)
-            point = point + offsets * (refiner.window / 2.0)
+            reading = refiner(windows)
+            point = point + reading.offsets * (refiner.window / 2.0)
             out[name] = float((point - truth).norm(dim=1).median())
-    if log_scale is not None:
-        error = (log_scale - data.log_scales[index]).abs().median()
+    if reading.log_scale is not None:
+        error = (reading.log_scale - data.log_scales[index]).abs().median()
         out["scale_std"] = float(1.4826 * error)
+    for a, logits in enumerate(reading.factor_logits):
+        assert factor_values is not None
+        right = logits.argmax(-1) == factor_values[data.kinds[index], a]
+        out[f"factor{a}_accuracy"] = float(right.float().mean())
     return out

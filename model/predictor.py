@@ -19,6 +19,7 @@ from air3d.model.centre_refiner import (
     centre_heights,
     centre_points,
     fine_world,
+    kind_posterior,
     scene_cameras,
     scene_eyes,
     sharpen_image_points,
@@ -223,7 +224,7 @@ class Predictor:
             images = resize_canvas(fine, self.canvas, self.q_canvas)
         answer, presence, shape_probs, drawings = self._ask_q(images)
         if fine is not None and answer.present.any():
-            answer = self._sharpen(fine, answer)
+            answer, shape_probs = self._sharpen(fine, answer, shape_probs)
             drawings = None  # the objects moved
         if steps:
             answer = self.refiner().refine(images, answer, steps).to("cpu")
@@ -236,20 +237,31 @@ class Predictor:
         return [self._inference(*scene) for scene in scenes]
 
     @torch.inference_mode()
-    def _sharpen(self, fine: torch.Tensor, answer: SceneBatch) -> SceneBatch:
+    def _sharpen(
+        self, fine: torch.Tensor, answer: SceneBatch, shape_probs: torch.Tensor
+    ) -> tuple[SceneBatch, torch.Tensor]:
         """The answer with its centres sharpened on the fine images (CentreRefiner),
-        kept inside q's workspace; where the refiner reads the objects' apparent scales
-        and the world's camera jitters, each image's eye is fitted to them
+        kept inside q's workspace, and its kind probabilities (B, N, K). Where the refiner
+        names the kinds, each object's kind is the most probable of q's probabilities
+        weighed by the refiner's (kind_posterior); where it reads the objects' apparent
+        scales and the world's camera jitters, each image's eye is fitted to them
         (model/camera_fit.py) and the centres are read through it."""
         assert self.centres is not None
         scene, slot = answer.present.nonzero(as_tuple=True)
         heights = centre_heights(self.shapes)[answer.shape[scene, slot]]
         matrices = scene_cameras(self.world, answer.eye, len(answer))
         uv = centre_points(answer.xz[scene, slot], heights, matrices[scene])
-        uv, log_scales = sharpen_image_points(
+        uv, reading = sharpen_image_points(
             self.centres, fine, scene.to(self.device), uv.to(self.device)
         )
-        uv, eye = uv.cpu(), answer.eye
+        uv, eye, kinds = uv.cpu(), answer.eye, answer.shape
+        if reading.factor_logits:
+            logits = tuple(part.cpu() for part in reading.factor_logits)
+            posterior = kind_posterior(self.shapes, shape_probs[scene, slot], logits)
+            shape_probs = shape_probs.index_put((scene, slot), posterior)
+            kinds = kinds.index_put((scene, slot), posterior.argmax(-1))
+            heights = centre_heights(self.shapes)[kinds[scene, slot]]  # the size may change
+        log_scales = reading.log_scale
         if log_scales is not None and self.world.camera.jitter > 0:
             start = scene_eyes(self.world, answer.eye, len(answer))
             noise = self.centres.scale_noise
@@ -260,7 +272,7 @@ class Predictor:
         low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
         moved = answer.xz.clone()
         moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
-        return SceneBatch(answer.shape, answer.present, moved, answer.yaw, eye)
+        return SceneBatch(kinds, answer.present, moved, answer.yaw, eye), shape_probs
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""

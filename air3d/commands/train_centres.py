@@ -6,8 +6,9 @@ CentreRefiner (model/centre_refiner.py) to move a window onto each object's cent
 writes it into the checkpoint, atomically. From then on the checkpoint's Predictor takes
 images on that finer canvas and sharpens q's centres there. In a world whose camera
 jitters the refiner also learns each object's apparent scale, from which the Predictor fits
-each image's camera (model/camera_fit.py). The rendering is kept in `--cache` chunk by
-chunk: a stopped run resumes it.
+each image's camera (model/camera_fit.py), and in every world with more than one kind it
+names each object's shape and attribute values, which the Predictor weighs with q's. The
+rendering is kept in `--cache` chunk by chunk: a stopped run resumes it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from air3d.model import DEFAULT_CHECKPOINT, load_checkpoint
 from air3d.model.augment import AugmentConfig
-from air3d.model.centre_refiner import CentreRefiner, write_centre_refiner
+from air3d.model.centre_refiner import CentreRefiner, factor_sizes, write_centre_refiner
 from air3d.model.centre_training import (
     CentreTrainConfig,
     render_centre_data,
@@ -76,36 +77,49 @@ def run(args: argparse.Namespace) -> int:
     config = CentreTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks
-    refiner = _new_refiner(fine_size, args.window, world, train)
+    refiner = _new_refiner(fine_size, args.window, world, shapes, train)
     if args.from_existing:
         _start_from(refiner, CentreRefiner.from_checkpoint(checkpoint, args.checkpoint))
-    curve = train_centre_refiner(refiner, train, held_out, config)
+    curve = train_centre_refiner(refiner, train, held_out, config, shapes.factor_index())
     if args.curve is not None:
         args.curve.write_text(json.dumps(curve, indent=1) + "\n")
     write_centre_refiner(args.checkpoint, refiner)
     last = curve[-1]
     scale = f"; log scale std {last['scale_std']:.4f}" if "scale_std" in last else ""
+    named = ", ".join(
+        f"{name} {last[f'factor{a}_accuracy']:.1%}"
+        for a, (name, _) in enumerate(shapes.factors)
+        if f"factor{a}_accuracy" in last
+    )
     print(
         f"wrote the centre refiner into {args.checkpoint}: held-out miss {last['before']:.2f} px"
         f" -> {last['pass1']:.2f} (one pass) -> {last['pass2']:.2f} (two) on {fine_size}-px"
-        f"{scale}"
+        f"{scale}{'; accuracy ' + named if named else ''}"
     )
     return 0
 
 
-def _new_refiner(fine_size: int, window: int, world: World, train) -> CentreRefiner:
-    """A refiner that also reads scales where the camera jitters (they fit the camera);
-    it starts at the training objects' mean log scale."""
+def _new_refiner(
+    fine_size: int, window: int, world: World, shapes: ShapeLibrary, train
+) -> CentreRefiner:
+    """A refiner that also reads scales where the camera jitters (they fit the camera),
+    starting at the training objects' mean log scale, and names the kinds where the
+    library has more than one."""
     reads_scale = world.camera.jitter > 0
     reference = float(train.log_scales.mean()) if reads_scale else 0.0
+    factors = factor_sizes(shapes) if len(shapes) > 1 else ()
     return CentreRefiner(
-        fine_size, window=window, reads_scale=reads_scale, scale_reference=reference
+        fine_size,
+        window=window,
+        reads_scale=reads_scale,
+        scale_reference=reference,
+        factors=factors,
     )
 
 
 def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
-    """Copies an existing refiner's weights into the new one; a scale output the existing
-    one lacks starts at zero (the reference scale)."""
+    """Copies an existing refiner's weights into the new one; outputs the existing one
+    lacks (the scale, the factors) start at zero (the reference scale, uniform kinds)."""
     if existing is None:
         raise ValueError("--from-existing: the checkpoint has no centre refiner")
     if (existing.fine_size, existing.window) != (refiner.fine_size, refiner.window):
@@ -114,7 +128,7 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
             f" {existing.fine_size}-px canvases, not {refiner.window} of {refiner.fine_size}"
         )
     own = refiner.state_dict()
-    last = f"net.{len(refiner.net) - 1}."  # its rows: the offsets', then the scale's
+    last = f"net.{len(refiner.net) - 1}."  # its rows: the offsets', the scale's, the factors'
     for name, weights in existing.state_dict().items():
         rows = own[name][: len(weights)] if name.startswith(last) else own.get(name)
         if rows is None or rows.shape != weights.shape:

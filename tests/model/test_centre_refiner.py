@@ -5,16 +5,20 @@ object's plane, its training, and the Predictor that uses it on a finer canvas."
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
+from torch import nn
 
 from air3d.images import Canvas, resize_canvas, to_canvas, to_pil
 from air3d.model.augment import AugmentConfig
 from air3d.model.centre_refiner import (
     CHECKPOINT_KEY,
     CentreRefiner,
+    factor_sizes,
     fine_world,
+    kind_posterior,
     sharpen_image_points,
     to_pixel_points,
     window_pixels,
@@ -29,7 +33,7 @@ from air3d.model.centre_training import (
 )
 from air3d.model.networks import extract_glimpses
 from air3d.model.predictor import Predictor
-from air3d.renderer import SceneBatch, open_world
+from air3d.renderer import SceneBatch, ShapeLibrary, open_world
 from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
 from air3d.renderer.prior import sample_scenes
 
@@ -53,11 +57,18 @@ def test_an_untrained_refiner_keeps_the_centres_and_answers_its_reference_scale(
     refiner = CentreRefiner(FINE, window=16, channels=(8, 8), reads_scale=True, scale_reference=-3)
     uv = torch.tensor([[0.5, -0.2], [-0.3, 0.1], [0.1, 0.4]])
     images = torch.rand(2, 3, FINE, FINE)
-    out, log_scales = sharpen_image_points(refiner, images, torch.tensor([0, 1, 1]), uv)
+    out, reading = sharpen_image_points(refiner, images, torch.tensor([0, 1, 1]), uv)
     assert torch.allclose(out, uv, atol=1e-5)
-    assert torch.equal(log_scales, torch.full((3,), -3.0))
+    assert torch.equal(reading.log_scale, torch.full((3,), -3.0))
+    assert reading.factor_logits == ()
     plain = CentreRefiner(FINE, window=16, channels=(8, 8))
-    assert sharpen_image_points(plain, images, torch.tensor([0, 1, 1]), uv)[1] is None
+    assert sharpen_image_points(plain, images, torch.tensor([0, 1, 1]), uv)[1].log_scale is None
+    naming = CentreRefiner(FINE, window=16, channels=(8, 8), factors=(3, 2))
+    _, reading = sharpen_image_points(naming, images, torch.tensor([0, 1, 1]), uv)
+    assert [tuple(x.shape) for x in reading.factor_logits] == [(3, 3), (3, 2)]
+    assert all((x == 0).all() for x in reading.factor_logits)  # uniform: it keeps q's kinds
+    _, none = sharpen_image_points(naming, images, torch.tensor([], dtype=torch.long), uv[:0])
+    assert [tuple(x.shape) for x in none.factor_logits] == [(0, 3), (0, 2)]
     with pytest.raises(ValueError, match="reads 64-px canvases"):
         sharpen_image_points(plain, images[..., :32, :32], torch.tensor([0]), uv[:1])
 
@@ -81,11 +92,12 @@ def test_the_data_points_are_where_the_renderer_draws_each_object(tiny_clevr_wor
     world, shapes = open_world(tiny_clevr_world)
     scenes = sample_scenes(world, shapes, 1, 0)
     latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    image_of, points, log_scales = object_targets(world, shapes, latents, FINE)
+    image_of, points, log_scales, kinds = object_targets(world, shapes, latents, FINE)
     assert len(points) == len(log_scales) == len(scenes[0].objects)
+    assert kinds.tolist() == [shapes.index(o.shape, dict(o.attributes)) for o in scenes[0].objects]
     # log(h / z): centre heights 0.35-0.7 seen from about 11 away
     assert ((log_scales > -3.8) & (log_scales < -2.3)).all()
-    assert len(centre_data.log_scales) == len(centre_data.points)
+    assert len(centre_data.log_scales) == len(centre_data.points) == len(centre_data.kinds)
     assert len(centre_data.image_of) == len(centre_data.points) > 24
     assert centre_data.images.dtype == torch.uint8
     rows = fine_world(world, FINE).frame_rows
@@ -94,22 +106,63 @@ def test_the_data_points_are_where_the_renderer_draws_each_object(tiny_clevr_wor
     assert (centre_data.points[:, 1] < rows[1] - rows[0]).all()
 
 
-def test_training_brings_windows_nearer_the_true_centres(centre_data):
+def test_training_brings_windows_nearer_the_true_centres(tiny_clevr_world, centre_data):
+    _, shapes = open_world(tiny_clevr_world)
     train, held_out = centre_data.split(0.25)
     config = CentreTrainConfig(steps=150, batch_size=32, lr=3e-3, noise_px=3.0, max_noise_px=6.0)
     config.augment = AugmentConfig(probability=0.0)
     reference = float(train.log_scales.mean())
     refiner = CentreRefiner(
-        FINE, window=16, channels=(8, 16), hidden=32, reads_scale=True, scale_reference=reference
+        FINE,
+        window=16,
+        channels=(8, 16),
+        hidden=32,
+        reads_scale=True,
+        scale_reference=reference,
+        factors=factor_sizes(shapes),
     )
-    before = held_out_miss(refiner, train, config)
+    values = torch.as_tensor(shapes.factor_index())
+    before = held_out_miss(refiner, train, config, values)
     assert before["pass1"] == pytest.approx(before["before"])  # it starts by keeping them
-    curve = train_centre_refiner(refiner, train, held_out, config)
-    after = held_out_miss(refiner, train, config)
+    curve = train_centre_refiner(refiner, train, held_out, config, shapes.factor_index())
+    after = held_out_miss(refiner, train, config, values)
     assert after["pass1"] < 0.8 * before["before"]
     assert after["scale_std"] < 0.8 * before["scale_std"]  # it tells small from large
+    # it names the kinds: cross-entropies below a uniform guess's (the sizes, which differ
+    # by twice, well below; at 64 px, 150 steps, the shapes are barely begun)
+    with torch.no_grad():
+        reading = refiner(window_pixels(train.images, train.image_of, train.points, 16))
+    entropy, uniform = {}, {}
+    for a, logits in enumerate(reading.factor_logits):
+        name = shapes.factors[a][0]
+        entropy[name] = float(nn.functional.cross_entropy(logits, values[train.kinds, a]))
+        uniform[name] = math.log(logits.shape[1])
+    assert entropy["size"] < 0.5 * uniform["size"]
+    assert sum(entropy.values()) < 0.85 * sum(uniform.values())
+    assert 0 <= after["factor0_accuracy"] <= 1
     assert curve[-1]["step"] == 150
     assert refiner.scale_noise == curve[-1]["scale_std"]  # the camera fit's noise
+    with pytest.raises(ValueError, match="needs the library's factor_index"):
+        train_centre_refiner(refiner, train, held_out, config)
+
+
+def test_the_kind_posterior_weighs_q_by_the_refiners_reading(tiny_clevr_world):
+    _, shapes = open_world(tiny_clevr_world)
+    index = torch.as_tensor(shapes.factor_index())
+    sizes = factor_sizes(shapes)
+    q = torch.softmax(torch.randn(4, len(shapes), generator=torch.Generator().manual_seed(0)), -1)
+    silent = tuple(torch.zeros(4, n) for n in sizes)
+    assert torch.allclose(kind_posterior(shapes, q, silent), q, atol=1e-6)  # uniform: q's own
+    assert kind_posterior(shapes, q, ()) is q
+    # the refiner sure of shape 1: q's best kind of that shape wins, q keeps the rest
+    sure = [torch.zeros(4, n) for n in sizes]
+    sure[0][:, 1] = 30.0
+    posterior = kind_posterior(shapes, q, tuple(sure))
+    best = posterior.argmax(-1)
+    assert (index[best, 0] == 1).all()
+    of_shape = torch.where(index[:, 0] == 1, q, torch.zeros_like(q))
+    assert torch.equal(best, of_shape.argmax(-1))
+    assert torch.allclose(posterior.sum(-1), torch.ones(4))
 
 
 def test_resize_canvas_is_what_loading_the_file_at_that_size_gives(tiny_clevr_world):
@@ -166,6 +219,34 @@ def test_a_predictor_with_a_refiner_reads_its_finer_canvas(
         sharp.infer(torch.zeros(1, 3, 48, 48))
 
 
+def test_a_predictor_takes_the_kinds_its_refiner_names(tiny_clevr_checkpoint, tmp_path):
+    checkpoint = torch.load(tiny_clevr_checkpoint, weights_only=True)
+    shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
+    sizes = factor_sizes(shapes)
+    refiner = CentreRefiner(FINE, window=16, channels=(8, 8), hidden=16, factors=sizes)
+    with torch.no_grad():  # sure of every factor's last value, whatever it sees
+        refiner.net[-1].bias[2:] = torch.cat([torch.arange(n) * 50.0 for n in sizes])
+    checkpoint[CHECKPOINT_KEY] = refiner.state()
+    path = tmp_path / "naming.pt"
+    torch.save(checkpoint, path)
+    predictor = Predictor.from_checkpoint(path, frozen=False, fit=False)
+    images = torch.rand(4, 3, FINE, FINE)
+    named = [o for inference in predictor.infer(images) for o in inference.objects]
+    assert named  # q finds something in noise
+    last = {name: values[-1] for name, values in shapes.factors}
+    for o in named:
+        assert o.shape == last["shape"] and dict(o.attributes) == {
+            name: value for name, value in last.items() if name != "shape"
+        }
+        assert o.shape_probs[o.shape] > 0.99  # the probabilities are the weighed ones
+        assert o.position[1] == pytest.approx(shapes.spec(o.shape, dict(o.attributes)).height / 2)
+    # a refiner that names another library's kinds is a clear error
+    checkpoint[CHECKPOINT_KEY] = CentreRefiner(FINE, window=16, factors=(2, 2)).state()
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="its shape library has"):
+        Predictor.from_checkpoint(path)
+
+
 def test_a_broken_refiner_in_a_checkpoint_is_a_clear_error(tiny_clevr_checkpoint, tmp_path):
     checkpoint = torch.load(tiny_clevr_checkpoint, weights_only=True)
     checkpoint[CHECKPOINT_KEY] = {"config": {"fine_size": FINE}, "weights": {"nonsense": 1}}
@@ -200,6 +281,7 @@ def test_train_centres_writes_a_refiner_that_the_predictor_uses(
     predictor = Predictor.from_checkpoint(path, frozen=False, fit=False)
     assert predictor.centres is not None and predictor.canvas.size == FINE
     assert predictor.centres.reads_scale  # the clevr world's camera jitters
+    assert predictor.centres.factors == factor_sizes(predictor.shapes)  # and it names kinds
     first = predictor.centres.net[0].weight.clone()
     assert main([*argv, "--steps", "1", "--from-existing"]) == 0  # it starts from the last
     again = Predictor.from_checkpoint(path, frozen=False, fit=False).centres

@@ -19,7 +19,10 @@ sizes known (q's), those scales give each image's camera distance and elevation
 A refiner that reads `factors` also names each object's shape and attribute values (one
 softmax per factor, the library's ShapeLibrary.factors): at the fine canvas a cube's corners
 and a cylinder's round top are several pixels wide where q's canvas has one or two. The
-Predictor weighs them with q's kind probabilities (kind_posterior).
+Predictor weighs them with q's kind probabilities (kind_posterior). A refiner with `context`
+also sees twice the window's side at half the resolution (a large object near the camera
+overflows the window, and only its outline tells a cube from a cylinder): it is handed
+windows of `span` = 2 x window pixels and reads their centre and their whole, halved.
 
 It is trained on our renderer's images of prior scenes at the fine size under random looks
 (model/centre_training.py): the truth is known, as in q's sleep stage.
@@ -69,6 +72,7 @@ class CentreRefiner(nn.Module):
         scale_reference: float = 0.0,
         scale_noise: float = 0.05,
         factors: tuple[int, ...] = (),
+        context: bool = False,
     ):
         super().__init__()
         if window % 2 ** len(channels):
@@ -77,11 +81,12 @@ class CentreRefiner(nn.Module):
         self.channels, self.hidden = tuple(channels), hidden
         self.reads_scale = reads_scale
         self.factors = tuple(factors)
+        self.context = context
         # The log scale it answers before training (the world's typical object), and the
         # std of its answers' errors (measured on held-out renders; the camera fit's noise).
         self.scale_reference, self.scale_noise = scale_reference, scale_noise
         layers: list[nn.Module] = []
-        previous = 3
+        previous = 6 if context else 3  # the window's colours, and the context's
         for c in channels:  # each halves the side; padding keeps the grid centred
             layers += [
                 nn.Conv2d(previous, c, 3, stride=2, padding=1),
@@ -101,7 +106,17 @@ class CentreRefiner(nn.Module):
         nn.init.zeros_(self.net[-1].weight)  # start by keeping q's answer (and uniform kinds)
         nn.init.zeros_(self.net[-1].bias)
 
+    @property
+    def span(self) -> int:
+        """The side of the windows it is handed (window_pixels' size), in fine pixels."""
+        return 2 * self.window if self.context else self.window
+
     def forward(self, windows: torch.Tensor) -> Reading:
+        """windows: (n, 3, span, span), centred where the object is looked for."""
+        if self.context:
+            quarter = self.window // 2
+            centre = windows[..., quarter : quarter + self.window, quarter : quarter + self.window]
+            windows = torch.cat([centre, nn.functional.avg_pool2d(windows, 2)], dim=1)
         out = self.net(windows - 0.5)
         scale_end = 2 + int(self.reads_scale)
         log_scale = out[:, 2] + self.scale_reference if self.reads_scale else None
@@ -118,6 +133,7 @@ class CentreRefiner(nn.Module):
             "scale_reference": self.scale_reference,
             "scale_noise": self.scale_noise,
             "factors": list(self.factors),
+            "context": self.context,
         }
 
     @classmethod
@@ -252,7 +268,7 @@ def sharpen_image_points(
         return uv, _empty_reading(refiner, uv)
     with torch.no_grad():
         for _ in range(passes):
-            reading = refiner(window_pixels(images, image_of, point, refiner.window))
+            reading = refiner(window_pixels(images, image_of, point, refiner.span))
             point = point + reading.offsets * half
     return to_image_coordinates(point, size), reading
 

@@ -221,7 +221,7 @@ def train_centre_refiner(
     for step in range(1, config.steps + 1):
         refiner.train()
         index = torch.randint(len(train), (config.batch_size,), generator=g)
-        windows, target = noisy_windows(train, index, config, refiner.window, g)
+        windows, target = noisy_windows(train, index, config, refiner.span, g)
         windows = augment(windows, config.augment, g)
         kinds = values[train.kinds[index]]
         loss = training_loss(refiner, windows, target, train.log_scales[index], kinds)
@@ -262,14 +262,14 @@ def held_out_miss(
     g = torch.Generator().manual_seed(12345)
     index = torch.randperm(len(data), generator=g)[:n]
     refiner.eval()
-    windows, target = noisy_windows(data, index, config, refiner.window, g)
+    windows, target = noisy_windows(data, index, config, refiner.span, g)
     truth = data.points[index]
     point = truth - target
     out = {"before": float(target.norm(dim=1).median())}
     with torch.no_grad():
         for name in ("pass1", "pass2"):
             if name != "pass1":  # the next window is centred on the last answer
-                windows = window_pixels(data.images, data.image_of[index], point, refiner.window)
+                windows = window_pixels(data.images, data.image_of[index], point, refiner.span)
             reading = refiner(windows)
             point = point + reading.offsets * (refiner.window / 2.0)
             out[name] = float((point - truth).norm(dim=1).median())

@@ -48,6 +48,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--window", type=int, default=64, help="window side, fine pixels")
+    parser.add_argument(
+        "--context", action="store_true",
+        help="also read twice the window's side at half the resolution (large objects)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1000, help="of the scenes (and training)")
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"), help="rendered chunks")
     parser.add_argument("--curve", type=Path, default=None, help="write the held-out curve here")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     config = CentreTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks
-    refiner = _new_refiner(fine_size, args.window, world, shapes, train)
+    refiner = _new_refiner(fine_size, args.window, world, shapes, train, args.context)
     if args.from_existing:
         _start_from(refiner, CentreRefiner.from_checkpoint(checkpoint, args.checkpoint))
     curve = train_centre_refiner(refiner, train, held_out, config, shapes.factor_index())
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_refiner(
-    fine_size: int, window: int, world: World, shapes: ShapeLibrary, train
+    fine_size: int, window: int, world: World, shapes: ShapeLibrary, train, context: bool
 ) -> CentreRefiner:
     """A refiner that also reads scales where the camera jitters (they fit the camera),
     starting at the training objects' mean log scale, and names the kinds where the
@@ -114,12 +118,14 @@ def _new_refiner(
         reads_scale=reads_scale,
         scale_reference=reference,
         factors=factors,
+        context=context,
     )
 
 
 def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
     """Copies an existing refiner's weights into the new one; outputs the existing one
-    lacks (the scale, the factors) start at zero (the reference scale, uniform kinds)."""
+    lacks (the scale, the factors) start at zero (the reference scale, uniform kinds), and
+    so does a context the existing one does not read (its first layer's new inputs)."""
     if existing is None:
         raise ValueError("--from-existing: the checkpoint has no centre refiner")
     if (existing.fine_size, existing.window) != (refiner.fine_size, refiner.window):
@@ -131,6 +137,9 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
     last = f"net.{len(refiner.net) - 1}."  # its rows: the offsets', the scale's, the factors'
     for name, weights in existing.state_dict().items():
         rows = own[name][: len(weights)] if name.startswith(last) else own.get(name)
+        if name == "net.0.weight" and rows is not None and refiner.context > existing.context:
+            rows[:, weights.shape[1] :] = 0.0  # the context starts unread: the same answers
+            rows = rows[:, : weights.shape[1]]  # the window's colours
         if rows is None or rows.shape != weights.shape:
             raise ValueError(f"--from-existing: the checkpoint's refiner differs at {name}")
         rows.copy_(weights)

@@ -73,6 +73,36 @@ def test_an_untrained_refiner_keeps_the_centres_and_answers_its_reference_scale(
         sharpen_image_points(plain, images[..., :32, :32], torch.tensor([0]), uv[:1])
 
 
+def test_a_refiner_with_context_starts_from_one_without_it_with_the_same_answers():
+    from air3d.commands.train_centres import _start_from
+
+    plain = CentreRefiner(FINE, window=16, channels=(8, 8), reads_scale=True, factors=(3, 2))
+    torch.nn.init.normal_(plain.net[-1].weight, std=0.1)  # one that answers something
+    wide = CentreRefiner(
+        FINE, window=16, channels=(8, 8), reads_scale=True, factors=(3, 2), context=True
+    )
+    assert (plain.span, wide.span) == (16, 32)
+    _start_from(wide, plain)
+    images = torch.rand(2, 3, FINE, FINE)
+    uv = torch.tensor([[0.5, -0.2], [-0.3, 0.1], [0.1, 0.4]])
+    image_of = torch.tensor([0, 1, 1])
+    a, reading_a = sharpen_image_points(plain.eval(), images, image_of, uv)
+    b, reading_b = sharpen_image_points(wide.eval(), images, image_of, uv)
+    assert torch.allclose(a, b, atol=1e-6)
+    assert torch.allclose(reading_a.factor_logits[0], reading_b.factor_logits[0], atol=1e-6)
+    # and what lies beyond the window, within the span, reaches a trained context's answer
+    torch.nn.init.normal_(wide.net[0].weight)
+    centre, one = torch.zeros(1, 2), torch.tensor([0])  # pixel (32, 32): window 24-40
+    ring = images[:1].clone()
+    ring[..., 16:48, 16:48] = 0.0  # inside the 32-px span
+    ring[..., 24:40, 24:40] = images[:1, :, 24:40, 24:40]  # the 16-px window as it was
+    point = to_pixel_points(centre, FINE)
+    for refiner, changes in ((plain, False), (wide, True)):
+        before = refiner(window_pixels(images[:1], one, point, refiner.span))
+        after = refiner(window_pixels(ring, one, point, refiner.span))
+        assert torch.allclose(before.offsets, after.offsets, atol=1e-6) != changes
+
+
 def test_a_moved_image_point_is_read_back_on_the_objects_plane(world):
     matrix = projection_matrices(world, torch.tensor([world.camera.position]))[0]
     centre = torch.tensor([[0.4, 0.35, -0.8]])
@@ -286,5 +316,8 @@ def test_train_centres_writes_a_refiner_that_the_predictor_uses(
     assert main([*argv, "--steps", "1", "--from-existing"]) == 0  # it starts from the last
     again = Predictor.from_checkpoint(path, frozen=False, fit=False).centres
     assert (again.net[0].weight - first).abs().max() < 0.1 * first.abs().max()
+    assert main([*argv, "--steps", "1", "--from-existing", "--context"]) == 0  # it gains one
+    wide = Predictor.from_checkpoint(path, frozen=False, fit=False).centres
+    assert wide.context and wide.span == 32
     assert main([*argv[:-6], "--fine-size", "32", "--cache", str(cache)]) != 0
     assert "--fine-size must be above" in capsys.readouterr().err

@@ -31,7 +31,6 @@ It is trained on our renderer's images of prior scenes at the fine size under ra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from air3d.renderer.camera import project, projection_matrices
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Reading:
     """What the CentreRefiner reads in n windows."""
 
@@ -58,7 +57,7 @@ class Reading:
 
 
 class CentreRefiner(nn.Module):
-    """Windows (n, 3, window, window) -> a Reading: offsets of the object's centre, and
+    """Windows (n, 3, span, span) -> a Reading: offsets of the object's centre, and
     where it `reads_scale`, the log apparent scale, and where it reads `factors` (values
     per factor: shape first, then the world's attributes), each factor's logits."""
 

@@ -20,6 +20,7 @@ COMMANDS = (
     "calibrate",
     "adapt",
     "train_centres",
+    "train_finder",
 )
 
 

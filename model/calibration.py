@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from air3d.model.checkpoint import load_checkpoint, save_checkpoint
+from air3d.model.checkpoint import write_part
 from air3d.model.config import check_keys
 from air3d.model.fit import DEFAULT_TONE_GAMMAS, FitScorer
 from air3d.renderer import SceneBatch
@@ -167,7 +167,4 @@ def calibrate(
 def write_calibration(path: str | Path, calibration: Calibration) -> None:
     """Stores the calibration in the checkpoint at `path`, atomically (a crash leaves the
     previous file whole)."""
-    checkpoint = load_checkpoint(path)
-    checkpoint[CHECKPOINT_KEY] = calibration.to_dict()
-    checkpoint.pop("format")  # save_checkpoint writes its own
-    save_checkpoint(path, checkpoint)
+    write_part(path, CHECKPOINT_KEY, calibration.to_dict())

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from air3d.model.checkpoint import load_checkpoint, save_checkpoint
+from air3d.model.checkpoint import write_part
 from air3d.model.networks import blend_taps
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.camera import project, projection_matrices
@@ -288,7 +288,4 @@ def centre_points(xz: torch.Tensor, heights: torch.Tensor, matrices: torch.Tenso
 
 def write_centre_refiner(path: str | Path, refiner: CentreRefiner) -> None:
     """Stores the refiner in the checkpoint at `path`, atomically (as its calibration)."""
-    checkpoint = load_checkpoint(path)
-    checkpoint[CHECKPOINT_KEY] = refiner.state()
-    checkpoint.pop("format")  # save_checkpoint writes its own
-    save_checkpoint(path, checkpoint)
+    write_part(path, CHECKPOINT_KEY, refiner.state())

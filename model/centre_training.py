@@ -138,6 +138,13 @@ def render_centre_data(
     return CentreData.join(parts)
 
 
+def training_looks(checkpoint: dict) -> AugmentConfig | None:
+    """The random looks q was trained under (its training config's), if any: the looks the
+    fine readers (the centre refiner, the object finder) are trained under too."""
+    augment = (checkpoint.get("train_config") or {}).get("augment")
+    return None if augment is None else AugmentConfig.from_dict(augment)
+
+
 def _render_chunk(
     coarse: SceneRenderer, fine: SceneRenderer, n: int, seed: int, looks: AugmentConfig | None
 ) -> CentreData:

@@ -9,6 +9,7 @@ A checkpoint is a dict of plain data and tensors:
   (a run writes checkpoint.pt as it goes, sleep.pt after stage 1, model.pt at the end)
   train_config  the training config (for --resume and for the record)
   model         the network's state dict; optimizer, baseline, rng: for resuming
+  (optional parts, each written by write_part: calibration, centre_refiner, object_finder)
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if missing:
         raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}")
     return checkpoint
+
+
+def write_part(path: str | Path, key: str, part: Any) -> None:
+    """Stores one optional part (a fit calibration, a centre refiner, an object finder)
+    under `key` in the checkpoint at `path`, atomically; the rest stays as it was."""
+    checkpoint = load_checkpoint(path)
+    checkpoint[key] = part
+    checkpoint.pop("format")  # save_checkpoint writes its own
+    save_checkpoint(path, checkpoint)
 
 
 def file_hash(path: str | Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from air3d.images import Canvas, resize_canvas
@@ -23,12 +24,15 @@ from air3d.model.centre_refiner import (
     scene_cameras,
     scene_eyes,
     sharpen_image_points,
+    to_image_coordinates,
+    to_pixel_points,
 )
 from air3d.model.checkpoint import file_hash, load_checkpoint
 from air3d.model.config import ModelConfig
 from air3d.model.erasure import distinct, erase_found, new_objects, supported
 from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
+from air3d.model.object_finder import ObjectFinder
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.camera import unproject_to_plane
@@ -43,6 +47,9 @@ LOOK_AGAIN_FACTOR = 2
 # centres to an object already found is that object again (its rim, or a second step of q
 # on it), not a new one.
 MIN_DISTANCE_FACTOR = 0.5
+# A peak of the object finder this near (fine pixels) to where one of q's objects' centres
+# projects is that object (q's centres miss by 3-6 fine pixels, rarely 16), not a missed one.
+EXPLAINED_PIXELS = 16.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,10 @@ class Drawings:
 class Predictor:
     """A trained q(z | x), ready to answer: images (B, 3, S, S) in [0, 1] -> Inferences.
 
-    An answer is q's (one forward pass), its centres sharpened at the input's resolution
-    where the model has a CentreRefiner (model/centre_refiner.py; images on `canvas`), then
+    An answer is q's (one forward pass), with the objects q missed added where the model
+    has an ObjectFinder (model/object_finder.py), its centres sharpened at the input's
+    resolution where the model has a CentreRefiner (model/centre_refiner.py; images on
+    `canvas`; the finder needs it), then
     refined (`refine` render-and-compare steps, model/refine.py), then assessed (`fit`: how
     well its rendering explains the image, model/fit.py), in that order: the fit is the
     final answer's.
@@ -137,6 +146,7 @@ class Predictor:
         calibration: Calibration | None = None,
         frozen: bool = False,
         centres: CentreRefiner | None = None,
+        finder: ObjectFinder | None = None,
     ):
         self.model = model.eval()
         # q as a frozen graph (model/frozen.py): 1.6x the eager model at batch 1 on CPU,
@@ -162,6 +172,9 @@ class Predictor:
         self.device = next(model.parameters()).device
         self.image_size = world.image_size  # q's canvas
         self.centres = None if centres is None else centres.to(self.device).eval()
+        # It looks at the refiner's canvas, and what it finds the refiner reads: no finder
+        # without one.
+        self.finder = None if finder is None or centres is None else finder.to(self.device)
         # What callers load images to: the refiner's finer canvas where there is one (q
         # then reads it resized to its own), else q's.
         self.q_canvas = Canvas.of(world)
@@ -191,10 +204,11 @@ class Predictor:
             raise ValueError(f"checkpoint {path} does not fit its own config: {error}") from None
         calibration = read_calibration(checkpoint, path)
         centres = CentreRefiner.from_checkpoint(checkpoint, path)
+        finder = ObjectFinder.from_checkpoint(checkpoint, path)
         name = f"air3d-{config.kind}-{Path(path).stem}"
         return cls(
             model.to(device), world, shapes, name, file_hash(path), max_objects, refine, fit,
-            calibration, frozen, centres,
+            calibration, frozen, centres, finder,
         )  # fmt: skip
 
     def warmup(self) -> None:
@@ -223,9 +237,15 @@ class Predictor:
             fine = images.to(self.device, torch.float32)
             images = resize_canvas(fine, self.canvas, self.q_canvas)
         answer, presence, shape_probs, drawings = self._ask_q(images)
+        if fine is not None and self.finder is not None:
+            answer, presence, shape_probs, added = self._add_missed(
+                fine, answer, presence, shape_probs
+            )
         if fine is not None and answer.present.any():
             answer, shape_probs = self._sharpen(fine, answer, shape_probs)
             drawings = None  # the objects moved
+            if self.finder is not None:  # an added object the refiner led onto another
+                answer = self._drop_repeats(answer, added)
         if steps:
             answer = self.refiner().refine(images, answer, steps).to("cpu")
             drawings = None  # refinement moved the objects
@@ -273,6 +293,73 @@ class Predictor:
         moved = answer.xz.clone()
         moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
         return SceneBatch(kinds, answer.present, moved, answer.yaw, eye), shape_probs
+
+    @torch.inference_mode()
+    def _add_missed(
+        self,
+        fine: torch.Tensor,
+        answer: SceneBatch,
+        presence: torch.Tensor,
+        shape_probs: torch.Tensor,
+    ) -> tuple[SceneBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The answer with one more slot per object that q missed (_missed_peaks): placed
+        where its peak is seen on the plane at the kinds' mean centre height through q's
+        camera, its kind uniform, its presence the peak's probability (the refiner then
+        reads its centre and kind); also which slots were added (B, N')."""
+        matrices = scene_cameras(self.world, answer.eye, len(answer))
+        points, probs = self._missed_peaks(fine, answer, matrices)
+        width = max(len(p) for p in points)
+        added = torch.arange(width)[None] < torch.tensor([len(p) for p in points])[:, None]
+        if width == 0:
+            return answer, presence, shape_probs, torch.zeros_like(answer.present)
+        image_of = added.nonzero()[:, 0]
+        uv = to_image_coordinates(torch.cat(points), self.canvas.size)
+        height = centre_heights(self.shapes).mean().expand(len(uv))
+        xz = torch.zeros(len(answer), width, 2)
+        xz[added] = torch.nan_to_num(unproject_to_plane(uv, matrices[image_of], height))
+        none = torch.zeros(len(answer), width)
+        more = SceneBatch(none.long(), added, xz, none, answer.eye)
+        more_presence = none.index_put((added,), torch.cat(probs))
+        uniform = torch.full((len(answer), width, len(self.shapes)), 1.0 / len(self.shapes))
+        rows = torch.arange(len(answer))
+        return (
+            answer.append(rows, more),
+            append_rows(presence, rows, more_presence),
+            append_rows(shape_probs, rows, uniform),
+            torch.cat([torch.zeros_like(answer.present), added], 1),
+        )
+
+    def _missed_peaks(
+        self, fine: torch.Tensor, answer: SceneBatch, matrices: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image, the finder's peaks (k, 2) that none of the answer's objects explains
+        (unmatched_peaks), as pixel points of the fine canvas, and their probabilities (k,),
+        no more than the cap leaves room for."""
+        assert self.finder is not None
+        first, last = self.canvas.image_rows
+        frame_origin = torch.tensor([0.0, first])  # the frame's rows start at `first`
+        heights = centre_heights(self.shapes)
+        room = (self.max_objects - answer.present.sum(1)).clamp(min=0).tolist()
+        points, probs = [], []
+        for b, (peaks, peak_probs) in enumerate(self.finder.peaks(fine[:, :, first:last])):
+            slots = answer.present[b].nonzero()[:, 0]
+            seen = centre_points(
+                answer.xz[b, slots],
+                heights[answer.shape[b, slots]],
+                matrices[b].expand(len(slots), 4, 4),
+            )
+            seen = to_pixel_points(seen, self.canvas.size) - frame_origin
+            missed = unmatched_peaks(peaks.cpu(), seen, EXPLAINED_PIXELS)[: room[b]]
+            points.append(peaks.cpu()[missed] + frame_origin)
+            probs.append(peak_probs.cpu()[missed])
+        return points, probs
+
+    def _drop_repeats(self, answer: SceneBatch, added: torch.Tensor) -> SceneBatch:
+        """The answer without the added slots (B, N) that stand on an object kept before
+        them (distinct): q's objects are never dropped here."""
+        min_distance = MIN_DISTANCE_FACTOR * min_centre_distance(self.world, self.shapes)
+        kept = distinct(answer, min_distance)
+        return answer.with_present(answer.present & (kept | ~added))
 
     def assess(self, images: torch.Tensor, inferences: list[Inference]) -> list[Fit]:
         """The fit of any answers (e.g. edited, or another model's) to their images (B, 3, S, S)."""
@@ -421,6 +508,18 @@ class Predictor:
                 )
             )
         return Inference(tuple(objects), fit, None if eye is None else tuple(eye))
+
+
+def unmatched_peaks(peaks: torch.Tensor, seen: torch.Tensor, within: float) -> torch.Tensor:
+    """The indices of the peaks (k, 2) that no seen point (n, 2) explains: one peak per point
+    (Hungarian on pixel distance), a match no farther than `within`; in the peaks' order."""
+    if not len(peaks) or not len(seen):
+        return torch.arange(len(peaks))
+    distance = torch.cdist(peaks, seen.to(peaks)).numpy()
+    rows, cols = linear_sum_assignment(distance)
+    explained = torch.zeros(len(peaks), dtype=torch.bool)
+    explained[rows[distance[rows, cols] <= within]] = True
+    return (~explained).nonzero()[:, 0]
 
 
 def factor_marginals(shapes: ShapeLibrary, kind_probs: list[float]) -> dict[str, dict[str, float]]:

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from air3d.model import DEFAULT_CHECKPOINT, load_checkpoint
-from air3d.model.augment import AugmentConfig
 from air3d.model.centre_refiner import CentreRefiner, factor_sizes, write_centre_refiner
 from air3d.model.centre_training import (
     CentreTrainConfig,
     render_centre_data,
     train_centre_refiner,
+    training_looks,
 )
 from air3d.renderer import ShapeLibrary, World
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     fine_size = args.fine_size or (world.frame[0] if world.frame else 2 * world.image_size)
     if fine_size <= world.image_size:
         raise ValueError(f"--fine-size must be above the world's {world.image_size}")
-    looks = _looks(checkpoint)
+    looks = training_looks(checkpoint)
     data = render_centre_data(
         world, shapes, args.scenes, args.seed, fine_size, looks, cache_dir=args.cache
     )
@@ -144,9 +144,3 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
             raise ValueError(f"--from-existing: the checkpoint's refiner differs at {name}")
         rows.copy_(weights)
     refiner.load_state_dict(own)
-
-
-def _looks(checkpoint: dict) -> AugmentConfig | None:
-    """The random looks q was trained under (its training config's), if any."""
-    augment = (checkpoint.get("train_config") or {}).get("augment")
-    return None if augment is None else AugmentConfig.from_dict(augment)

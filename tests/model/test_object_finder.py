@@ -52,9 +52,8 @@ def test_local_peaks_are_the_separate_maxima_above_the_threshold_most_probable_f
     heatmap[5, 1] = 0.3  # below the threshold
     points, probs = local_peaks(heatmap, 0.5)
     assert probs.tolist() == pytest.approx([0.9, 0.7])
-    middle = STRIDE / 2
-    expected = [[8 * STRIDE + middle, 6 * STRIDE + middle], [3 * STRIDE + middle, 2 * STRIDE + middle]]
-    assert points.tolist() == expected
+    cells = torch.tensor([[8, 6], [3, 2]])  # (column, row), the surer first
+    assert points.tolist() == (cells * STRIDE + STRIDE / 2).tolist()
 
 
 def test_the_finder_answers_one_logit_per_cell_of_any_frame():

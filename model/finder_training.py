@@ -6,7 +6,9 @@ cache serves both. Each step takes random frames, mirrors half of them left to r
 mirrored scene is a scene of the world), applies model/augment.py's random image chains,
 and fits the heatmap of the objects' centres by CenterNet's focal loss. Held-out frames
 choose the threshold at which a peak counts as an object: the one that counts most of
-them right.
+them right. With q, they then choose how the Predictor uses the finder (choose_use): the
+peak at which an object q missed is added and the peak below which one of q's objects is
+not there, the pair that counts most of them right together.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import time
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from air3d.images import Canvas
 from air3d.model.augment import AugmentConfig, augment
 from air3d.model.centre_training import CentreData
 from air3d.model.object_finder import ObjectFinder, centre_heatmap, focal_loss, local_peaks
+from air3d.model.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)  # tried on held-out
+SUPPORTS = (None, 0.1, 0.2, 0.3)  # tried with q (None: q's objects are never dropped)
 HIT_PIXELS = 12.0  # a peak this near a true centre (fine pixels) found that object
 
 
@@ -128,3 +133,42 @@ def matched(found: torch.Tensor, truth: torch.Tensor, within: float) -> int:
     distance = torch.cdist(truth, found).numpy()
     rows, cols = linear_sum_assignment(distance)
     return int((distance[rows, cols] <= within).sum())
+
+
+def choose_use(
+    predictor: Predictor, data: CentreData, batch: int = 50
+) -> tuple[float, float | None, float]:
+    """The predictor's finder's (threshold, support) that count most of data's frames right
+    with q (its finder's own threshold and those above it, each with every one of SUPPORTS;
+    the first best), set on the finder, and that count accuracy."""
+    finder = predictor.finder
+    assert finder is not None, "the predictor has no object finder"
+    images = on_canvas(data.images, predictor.canvas)
+    truth = torch.bincount(data.image_of, minlength=len(data.images))
+    scores = {}
+    for threshold in [t for t in THRESHOLDS if t >= finder.threshold][::2]:
+        for support in SUPPORTS:
+            finder.threshold, finder.support = threshold, support
+            counts = [
+                len(answer.objects)
+                for start in range(0, len(images), batch)
+                for answer in predictor.infer(images[start : start + batch], refine=0)
+            ]
+            right = (torch.tensor(counts) == truth).float().mean()
+            scores[threshold, support] = float(right)
+            log.info(
+                "threshold %.2f support %s: %.1f%% counted right", threshold, support, 100 * right
+            )
+    (threshold, support), best = max(scores.items(), key=lambda item: item[1])
+    finder.threshold, finder.support = threshold, support
+    return threshold, support, best
+
+
+def on_canvas(frames: torch.Tensor, canvas: Canvas) -> torch.Tensor:
+    """uint8 frames (n, 3, rows, S) as float images on their canvas (n, 3, S, S): the
+    frame's rows, the canvas's fill in the others."""
+    first, last = canvas.image_rows
+    fill = torch.tensor(canvas.fill).view(1, 3, 1, 1)
+    images = fill.repeat(len(frames), 1, canvas.size, canvas.size)
+    images[:, :, first:last] = frames.float() / 255.0
+    return images

@@ -37,10 +37,18 @@ class ObjectFinder(nn.Module):
     to 1/4 joined with the 1/4 features (a U-Net's skip), so that two centres a few cells
     apart stay two peaks."""
 
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64), threshold: float = 0.5):
+    def __init__(
+        self,
+        channels: tuple[int, int, int] = (16, 32, 64),
+        threshold: float = 0.5,
+        support: float | None = None,
+    ):
         super().__init__()
         self.channels = tuple(channels)
         self.threshold = threshold  # a peak at or above it is an object (chosen on held-out)
+        # An object of q's answer with no peak at or above this near it is not there (the
+        # Predictor drops it); None: q's objects are never dropped.
+        self.support = support
         c1, c2, c3 = channels
         self.down = nn.Sequential(_block(3, c1, stride=2), _block(c1, c2, stride=2))
         self.context = nn.Sequential(
@@ -60,15 +68,23 @@ class ObjectFinder(nn.Module):
         logits = self.head(self.up(torch.cat([coarse, quarter], 1)))[:, 0]
         return logits[:, : -(-H // STRIDE), : -(-W // STRIDE)]
 
-    def peaks(self, frames: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def peaks(
+        self, frames: torch.Tensor, threshold: float | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per frame, the pixel points (k, 2) (column, row; pixel i spans [i, i + 1)) of
-        its objects' centres, at their cells' middles, and their probabilities (k,)."""
+        its peaks at or above `threshold` (None: the finder's own, its objects), at their
+        cells' middles, and their probabilities (k,)."""
+        threshold = self.threshold if threshold is None else threshold
         with torch.no_grad():
             probs = torch.sigmoid(self(frames))
-        return [(points, p) for points, p in (local_peaks(one, self.threshold) for one in probs)]
+        return [local_peaks(one, threshold) for one in probs]
 
     def config(self) -> dict:
-        return {"channels": list(self.channels), "threshold": self.threshold}
+        return {
+            "channels": list(self.channels),
+            "threshold": self.threshold,
+            "support": self.support,
+        }
 
     def state(self) -> dict:
         return {"config": self.config(), "weights": self.state_dict()}
@@ -76,7 +92,12 @@ class ObjectFinder(nn.Module):
     @classmethod
     def from_state(cls, state: dict) -> ObjectFinder:
         config = state["config"]
-        finder = cls(tuple(config["channels"]), float(config["threshold"]))
+        support = config.get("support")
+        finder = cls(
+            tuple(config["channels"]),
+            float(config["threshold"]),
+            None if support is None else float(support),
+        )
         finder.load_state_dict(state["weights"])
         return finder.eval()
 

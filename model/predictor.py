@@ -238,7 +238,7 @@ class Predictor:
             images = resize_canvas(fine, self.canvas, self.q_canvas)
         answer, presence, shape_probs, drawings = self._ask_q(images)
         if fine is not None and self.finder is not None:
-            answer, presence, shape_probs, added = self._add_missed(
+            answer, presence, shape_probs, added = self._check_with_finder(
                 fine, answer, presence, shape_probs
             )
         if fine is not None and answer.present.any():
@@ -295,19 +295,22 @@ class Predictor:
         return SceneBatch(kinds, answer.present, moved, answer.yaw, eye), shape_probs
 
     @torch.inference_mode()
-    def _add_missed(
+    def _check_with_finder(
         self,
         fine: torch.Tensor,
         answer: SceneBatch,
         presence: torch.Tensor,
         shape_probs: torch.Tensor,
     ) -> tuple[SceneBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The answer with one more slot per object that q missed (_missed_peaks): placed
-        where its peak is seen on the plane at the kinds' mean centre height through q's
-        camera, its kind uniform, its presence the peak's probability (the refiner then
-        reads its centre and kind); also which slots were added (B, N')."""
+        """The answer checked against the object finder's peaks (_compare_with_peaks):
+        without q's objects that no peak supports (where the finder has a `support`), and
+        with one more slot per object that q missed, placed where its peak is seen on the
+        plane at the kinds' mean centre height through q's camera, its kind uniform, its
+        presence the peak's probability (the refiner then reads its centre and kind); also
+        which slots were added (B, N')."""
         matrices = scene_cameras(self.world, answer.eye, len(answer))
-        points, probs = self._missed_peaks(fine, answer, matrices)
+        points, probs, unsupported = self._compare_with_peaks(fine, answer, matrices)
+        answer = answer.with_present(answer.present & ~unsupported)
         width = max(len(p) for p in points)
         added = torch.arange(width)[None] < torch.tensor([len(p) for p in points])[:, None]
         if width == 0:
@@ -329,19 +332,27 @@ class Predictor:
             torch.cat([torch.zeros_like(answer.present), added], 1),
         )
 
-    def _missed_peaks(
+    def _compare_with_peaks(
         self, fine: torch.Tensor, answer: SceneBatch, matrices: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per image, the finder's peaks (k, 2) that none of the answer's objects explains
-        (unmatched_peaks), as pixel points of the fine canvas, and their probabilities (k,),
-        no more than the cap leaves room for."""
-        assert self.finder is not None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """The finder's peaks matched to where the answer's objects' centres project (one
+        peak per object, no farther than EXPLAINED_PIXELS; match_peaks). Per image, the
+        unmatched peaks that are objects (at or above the finder's threshold) as pixel points
+        of the fine canvas (k, 2), no more than the cap leaves room for, and their
+        probabilities (k,); and which of the answer's objects (B, N) no peak at or above
+        the finder's `support` matches (none where it has no support)."""
+        finder = self.finder
+        assert finder is not None
         first, last = self.canvas.image_rows
         frame_origin = torch.tensor([0.0, first])  # the frame's rows start at `first`
         heights = centre_heights(self.shapes)
-        room = (self.max_objects - answer.present.sum(1)).clamp(min=0).tolist()
+        lowest = (
+            finder.threshold if finder.support is None else min(finder.support, finder.threshold)
+        )
+        unsupported = torch.zeros_like(answer.present)
         points, probs = [], []
-        for b, (peaks, peak_probs) in enumerate(self.finder.peaks(fine[:, :, first:last])):
+        for b, (peaks, peak_probs) in enumerate(finder.peaks(fine[:, :, first:last], lowest)):
+            peaks, peak_probs = peaks.cpu(), peak_probs.cpu()
             slots = answer.present[b].nonzero()[:, 0]
             seen = centre_points(
                 answer.xz[b, slots],
@@ -349,10 +360,15 @@ class Predictor:
                 matrices[b].expand(len(slots), 4, 4),
             )
             seen = to_pixel_points(seen, self.canvas.size) - frame_origin
-            missed = unmatched_peaks(peaks.cpu(), seen, EXPLAINED_PIXELS)[: room[b]]
-            points.append(peaks.cpu()[missed] + frame_origin)
-            probs.append(peak_probs.cpu()[missed])
-        return points, probs
+            match = match_peaks(peaks, seen, EXPLAINED_PIXELS)  # (k,) slot index or -1
+            if finder.support is not None:
+                supported = match[peak_probs >= finder.support]
+                unsupported[b, slots] = ~torch.isin(torch.arange(len(slots)), supported)
+            room = self.max_objects - int(answer.present[b].sum() - unsupported[b].sum())
+            missed = ((match < 0) & (peak_probs >= finder.threshold)).nonzero()[:, 0][:room]
+            points.append(peaks[missed] + frame_origin)
+            probs.append(peak_probs[missed])
+        return points, probs, unsupported
 
     def _drop_repeats(self, answer: SceneBatch, added: torch.Tensor) -> SceneBatch:
         """The answer without the added slots (B, N) that stand on an object kept before
@@ -510,16 +526,17 @@ class Predictor:
         return Inference(tuple(objects), fit, None if eye is None else tuple(eye))
 
 
-def unmatched_peaks(peaks: torch.Tensor, seen: torch.Tensor, within: float) -> torch.Tensor:
-    """The indices of the peaks (k, 2) that no seen point (n, 2) explains: one peak per point
-    (Hungarian on pixel distance), a match no farther than `within`; in the peaks' order."""
+def match_peaks(peaks: torch.Tensor, seen: torch.Tensor, within: float) -> torch.Tensor:
+    """For each peak (k, 2), the index of the seen point (n, 2) that it matches, or -1: one
+    peak per point (Hungarian on pixel distance), a match no farther than `within`."""
+    match = torch.full((len(peaks),), -1, dtype=torch.long)
     if not len(peaks) or not len(seen):
-        return torch.arange(len(peaks))
+        return match
     distance = torch.cdist(peaks, seen.to(peaks)).numpy()
     rows, cols = linear_sum_assignment(distance)
-    explained = torch.zeros(len(peaks), dtype=torch.bool)
-    explained[rows[distance[rows, cols] <= within]] = True
-    return (~explained).nonzero()[:, 0]
+    near = distance[rows, cols] <= within
+    match[torch.as_tensor(rows[near])] = torch.as_tensor(cols[near])
+    return match
 
 
 def factor_marginals(shapes: ShapeLibrary, kind_probs: list[float]) -> dict[str, dict[str, float]]:

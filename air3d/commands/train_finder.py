@@ -4,8 +4,11 @@ The ObjectFinder (model/object_finder.py) looks at each image at the centre refi
 resolution for the objects that q missed. It needs the refiner (the Predictor reads each
 object it finds through it) and is trained on the same rendered scenes, so a cache that
 `train-centres` filled (`--cache`, same `--seed` and `--scenes`) is read, not rendered
-again. Held-out scenes choose the threshold at which a peak counts as an object; the finder
-is written into the checkpoint, atomically.
+again. Held-out scenes choose the threshold at which a peak counts as an object, and then,
+with the checkpoint's q, how the Predictor uses the finder: the peak at which an object q
+missed is added and the peak below which one of q's objects is dropped (the pair that
+counts the most held-out scenes right). The finder is written into the checkpoint,
+atomically.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from air3d.model import DEFAULT_CHECKPOINT, load_checkpoint
 from air3d.model.centre_refiner import CentreRefiner
 from air3d.model.centre_training import render_centre_data, training_looks
 from air3d.model.checkpoint import write_part
-from air3d.model.finder_training import FinderTrainConfig, train_object_finder
+from air3d.model.finder_training import FinderTrainConfig, choose_use, train_object_finder
 from air3d.model.object_finder import CHECKPOINT_KEY, ObjectFinder
+from air3d.model.predictor import Predictor
 from air3d.renderer import ShapeLibrary, World
 
 
@@ -35,13 +39,17 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="checkpoint with a centre refiner, rewritten in place (default: shipped)",
     )  # fmt: skip
     parser.add_argument("--scenes", type=int, default=3000, help="prior scenes to render")
-    parser.add_argument("--held-out", type=float, default=0.05, help="share of them to score")
+    parser.add_argument("--held-out", type=float, default=0.1, help="share of them to score")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1000, help="of the scenes (and training)")
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"), help="rendered chunks")
     parser.add_argument("--curve", type=Path, default=None, help="write the held-out curve here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--from-existing", action="store_true",
+        help="start from the checkpoint's finder, not afresh",
+    )  # fmt: skip
     return parser
 
 
@@ -65,16 +73,31 @@ def run(args: argparse.Namespace) -> int:
     config = FinderTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks
-    finder = ObjectFinder()
+    finder = _start(checkpoint, args)
     curve = train_object_finder(finder, train, held_out, config)
+    alone = curve[-1]
+    predictor = Predictor.from_checkpoint(args.checkpoint, frozen=False, fit=False)
+    predictor.finder = finder
+    threshold, support, right = choose_use(predictor, held_out)
+    curve.append({"threshold": threshold, "support": support, "count_with_q": right})
     if args.curve is not None:
         args.curve.write_text(json.dumps(curve, indent=1) + "\n")
     write_part(args.checkpoint, CHECKPOINT_KEY, finder.state())
-    last = curve[-1]
-    threshold = last["threshold"]
+    at = alone["threshold"]
     print(
         f"wrote the object finder into {args.checkpoint}: on {len(held_out.images)} held-out"
-        f" scenes it counts {last[f'count_{threshold}']:.1%} right and finds"
-        f" {last[f'recall_{threshold}']:.1%} of the objects (peaks at or above {threshold})"
+        f" scenes it counts {alone[f'count_{at}']:.1%} right alone (peaks at or above {at}),"
+        f" finding {alone[f'recall_{at}']:.1%} of the objects; with q {right:.1%} (it adds"
+        f" q's misses at {threshold} and drops q's objects below {support})"
     )
     return 0
+
+
+def _start(checkpoint: dict, args: argparse.Namespace) -> ObjectFinder:
+    """A new finder, or with --from-existing the checkpoint's."""
+    if not args.from_existing:
+        return ObjectFinder()
+    existing = ObjectFinder.from_checkpoint(checkpoint, args.checkpoint)
+    if existing is None:
+        raise ValueError("--from-existing: the checkpoint has no object finder")
+    return existing

@@ -3,9 +3,12 @@ use of it (objects that q missed are added; objects q found are not found twice)
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from air3d.images import Canvas
 from air3d.model.centre_refiner import CHECKPOINT_KEY as REFINER_KEY
 from air3d.model.centre_refiner import (
     CentreRefiner,
@@ -14,7 +17,13 @@ from air3d.model.centre_refiner import (
     to_pixel_points,
 )
 from air3d.model.centre_training import CentreData
-from air3d.model.finder_training import FinderTrainConfig, held_out_counts, train_object_finder
+from air3d.model.finder_training import (
+    SUPPORTS,
+    FinderTrainConfig,
+    held_out_counts,
+    on_canvas,
+    train_object_finder,
+)
 from air3d.model.object_finder import (
     CHECKPOINT_KEY,
     STRIDE,
@@ -23,7 +32,7 @@ from air3d.model.object_finder import (
     focal_loss,
     local_peaks,
 )
-from air3d.model.predictor import Predictor, unmatched_peaks
+from air3d.model.predictor import Predictor, match_peaks
 
 FINE = 64
 
@@ -98,12 +107,12 @@ def test_training_finds_the_objects_and_chooses_a_threshold():
     assert curve[-1][f"recall_{threshold}"] >= 0.9
 
 
-def test_unmatched_peaks_are_those_no_found_object_explains():
+def test_each_found_object_matches_at_most_one_peak_near_it():
     peaks = torch.tensor([[10.0, 10.0], [14.0, 10.0], [60.0, 40.0]])
-    seen = torch.tensor([[11.0, 10.0]])  # explains the nearer of the first two, not both
-    assert unmatched_peaks(peaks, seen, 8.0).tolist() == [1, 2]
-    assert unmatched_peaks(peaks, torch.zeros(0, 2), 8.0).tolist() == [0, 1, 2]
-    assert unmatched_peaks(peaks, torch.tensor([[100.0, 100.0]]), 8.0).tolist() == [0, 1, 2]
+    seen = torch.tensor([[11.0, 10.0], [90.0, 90.0]])  # the first explains the nearer peak
+    assert match_peaks(peaks, seen, 8.0).tolist() == [0, -1, -1]
+    assert match_peaks(peaks, torch.zeros(0, 2), 8.0).tolist() == [-1, -1, -1]
+    assert match_peaks(torch.zeros(0, 2), seen, 8.0).tolist() == []
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +141,18 @@ def test_the_predictor_adds_the_objects_only_the_finder_sees(finding_checkpoint)
     predictor = Predictor.from_checkpoint(finding_checkpoint, frozen=False, fit=False)
     assert predictor.finder is not None
     torch.manual_seed(0)
-    image = torch.rand(3, FINE, FINE)
+    noise = torch.rand(8, 3, FINE, FINE)
     plain = Predictor.from_checkpoint(finding_checkpoint, frozen=False, fit=False)
     plain.finder = None
-    q_only = plain.infer(image[None])[0]
+    answers = plain.infer(noise)
+    most = max(range(len(noise)), key=lambda i: len(answers[i].objects))
+    image, q_only = noise[most], answers[most]
     assert q_only.objects  # q finds something in noise
     found = frame_points(plain, image)
     far = torch.tensor([[2.0, 2.0]]) if found[:, 0].min() > 20 else torch.tensor([[62.0, 2.0]])
 
     def peaks_at(points):
-        return lambda frames: [(points, torch.full((len(points),), 0.8)) for _ in frames]
+        return lambda frames, threshold: [(points, torch.full((len(points),), 0.8)) for _ in frames]
 
     predictor.finder.peaks = peaks_at(found[:1] + 1.0)  # q's own object: nothing added
     assert len(predictor.infer(image[None])[0].objects) == len(q_only.objects)
@@ -151,6 +162,16 @@ def test_the_predictor_adds_the_objects_only_the_finder_sees(finding_checkpoint)
     assert answer.objects[-1].presence == pytest.approx(0.8)  # the peak's probability
     predictor.max_objects = len(q_only.objects)  # no room under the cap
     assert len(predictor.infer(image[None])[0].objects) == len(q_only.objects)
+    # a finder with a support drops q's objects that no peak supports
+    predictor.max_objects = 20
+    predictor.finder.support = 0.5
+    predictor.finder.peaks = lambda frames, threshold: [
+        (found[:1] + 1.0, torch.tensor([0.8])) for _ in frames
+    ]
+    kept = predictor.infer(image[None])[0].objects
+    assert len(kept) == 1 and kept[0].position == q_only.objects[0].position
+    predictor.finder.peaks = lambda frames, threshold: [(found[:1], torch.tensor([0.3]))]
+    assert predictor.infer(image[None])[0].objects == ()  # too weak a peak supports nothing
     # q's canvas in: no finer frame to look at, q's answer
     coarse = torch.nn.functional.interpolate(image[None], size=32, mode="area")
     assert len(predictor.infer(coarse)[0].objects) == len(plain.infer(coarse)[0].objects)
@@ -179,6 +200,25 @@ def test_train_finder_writes_a_finder_that_the_predictor_uses(
     path.write_bytes(finding_checkpoint.read_bytes())
     assert main([*argv, "--curve", str(tmp_path / "curve.json")]) == 0
     assert "wrote the object finder" in capsys.readouterr().out
-    assert (tmp_path / "curve.json").exists()
+    chosen = json.loads((tmp_path / "curve.json").read_text())[-1]  # with q, on held-out
+    assert 0.0 <= chosen["count_with_q"] <= 1.0 and chosen["support"] in SUPPORTS
     predictor = Predictor.from_checkpoint(path, frozen=False, fit=False)
     assert predictor.finder is not None and predictor.centres is not None
+    assert (predictor.finder.threshold, predictor.finder.support) == (
+        chosen["threshold"],
+        chosen["support"],
+    )
+    first = predictor.finder.head.weight.clone()
+    assert main([*argv, "--steps", "1", "--from-existing"]) == 0  # it starts from the last
+    again = Predictor.from_checkpoint(path, frozen=False, fit=False).finder
+    assert (again.head.weight - first).abs().max() < 0.1 * first.abs().max()
+
+
+def test_frames_go_on_their_canvas_between_its_bands():
+    frames = torch.randint(0, 256, (2, 3, 6, 16), dtype=torch.uint8)
+    canvas = Canvas(16, (5, 11), (0.25, 0.5, 0.75))
+    images = on_canvas(frames, canvas)
+    assert images.shape == (2, 3, 16, 16)
+    assert torch.equal(images[:, :, 5:11], frames.float() / 255.0)
+    assert (images[:, :, :5] == torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1)).all()
+    assert (images[:, :, 11:] == torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1)).all()

@@ -11,6 +11,8 @@ air3d=.venv/bin/air3d
 $air3d make-data --world clevr --renderer blender --n 500 --seed 2026 --samples 32 --denoise \
   --batch-size 4 --out data/clevr-blender-test --resume
 $air3d make-data --world clevr --n 500 --seed 2026 --out data/clevr-ours-test
+# the same scenes by our renderer at Blender's 320 x 240, where the refiner and finder read
+.venv/bin/python benchmarks/full_frame.py --data data/clevr-ours-test --out data/clevr-ours320-test
 
 # Our renderer against Blender on the same scenes, and the REPORT's sheet of 16 of them.
 .venv/bin/python benchmarks/blender_sheet.py --data data/clevr-blender-test \

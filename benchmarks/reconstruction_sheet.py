@@ -25,6 +25,7 @@ from air3d.data import load_dataset
 from air3d.evaluation.metrics import compare_scene
 from air3d.images import to_pil
 from air3d.renderer import WORLD_HELP, Scene, SceneRenderer, ShapeLibrary, open_world
+from air3d.renderer.world import with_max_objects
 
 SCALE = 3  # sheet pixels per canvas pixel
 GAP, LABEL = 4, 14  # pixels between panels; height of a row's caption
@@ -85,12 +86,16 @@ def main() -> None:
     report = json.loads(args.report.read_text())
     answers = report["predicted_scenes"]
     dataset = load_dataset(args.data, world, shapes, len(answers))
-    predicted = [Scene.from_json(answer, world, shapes) for answer in answers]
+    # an answer may hold more objects than the prior draws (the Predictor's cap is twice it)
+    answer_world = with_max_objects(world, 2 * world.max_objects)
+    predicted = [Scene.from_json(answer, answer_world, shapes) for answer in answers]
     scores = [image_score(t, p, shapes) for t, p in zip(dataset.scenes, predicted, strict=True)]
     groups = pick(scores, args.per_group)
     rows = [i for group in groups.values() for i in group]
     with torch.no_grad():
-        drawn = SceneRenderer(world, shapes).render_scenes([predicted[i] for i in rows], "crisp")
+        drawn = SceneRenderer(answer_world, shapes).render_scenes(
+            [predicted[i] for i in rows], "crisp"
+        )
     first, last = world.frame_rows
     inputs = dataset.images[rows][:, :, first:last]
     captions = [

@@ -18,13 +18,12 @@ import logging
 import time
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from air3d.images import Canvas
 from air3d.model.augment import AugmentConfig, augment
 from air3d.model.centre_training import CentreData
 from air3d.model.object_finder import ObjectFinder, centre_heatmap, focal_loss, local_peaks
-from air3d.model.predictor import Predictor
+from air3d.model.predictor import Predictor, match_peaks
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +118,11 @@ def held_out_counts(finder: ObjectFinder, data: CentreData, batch: int = 32) -> 
                 for t in THRESHOLDS:
                     peaks, _ = local_peaks(heatmap, t)
                     right[t] += int(len(peaks) == len(truth))
-                    found[t] += matched(peaks, truth, HIT_PIXELS)
+                    found[t] += int((match_peaks(peaks, truth, HIT_PIXELS) >= 0).sum())
     total = max(1, len(data))
     scores = {f"count_{t}": right[t] / len(data.images) for t in THRESHOLDS}
     scores.update({f"recall_{t}": found[t] / total for t in THRESHOLDS})
     return scores
-
-
-def matched(found: torch.Tensor, truth: torch.Tensor, within: float) -> int:
-    """How many true points (n, 2) have their own found point (k, 2) within `within`."""
-    if not len(found) or not len(truth):
-        return 0
-    distance = torch.cdist(truth, found).numpy()
-    rows, cols = linear_sum_assignment(distance)
-    return int((distance[rows, cols] <= within).sum())
 
 
 def choose_use(

@@ -241,6 +241,7 @@ class Predictor:
             answer, presence, shape_probs, added = self._check_with_finder(
                 fine, answer, presence, shape_probs
             )
+            drawings = None  # objects may have come or gone
         if fine is not None and answer.present.any():
             answer, shape_probs = self._sharpen(fine, answer, shape_probs)
             drawings = None  # the objects moved
@@ -365,7 +366,9 @@ class Predictor:
                 supported = match[peak_probs >= finder.support]
                 unsupported[b, slots] = ~torch.isin(torch.arange(len(slots)), supported)
             room = self.max_objects - int(answer.present[b].sum() - unsupported[b].sum())
-            missed = ((match < 0) & (peak_probs >= finder.threshold)).nonzero()[:, 0][:room]
+            missed = ((match < 0) & (peak_probs >= finder.threshold)).nonzero()[:, 0][
+                : max(room, 0)
+            ]
             points.append(peaks[missed] + frame_origin)
             probs.append(peak_probs[missed])
         return points, probs, unsupported

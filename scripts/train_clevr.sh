@@ -51,7 +51,8 @@ fi
 # The object finder (model/object_finder.py) on the same cached scenes: it finds the objects
 # q missed at 320 px; held-out scenes choose, with q, how its peaks add and drop objects.
 # (The shipped one: 2,000 steps on 3,000 scenes, about 16 minutes beside Blender, then
-# ... see REPORT-clevr.md.)
+# `--scenes 6000 --steps 2000 --from-existing`, about 25 minutes with the level choice.)
+# A new q keeps the carried finder's levels, which were chosen with the old q.
 if ! .venv/bin/python -c "import sys, torch; sys.exit('object_finder' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-finder --checkpoint assets/model/clevr.pt --scenes 3000 --steps 2000 --seed 1000
 fi

@@ -129,8 +129,9 @@ def choose_use(
     predictor: Predictor, data: CentreData, batch: int = 50
 ) -> tuple[float, float | None, float]:
     """The predictor's finder's (threshold, support) that count most of data's frames right
-    with q (its finder's own threshold and those above it, each with every one of SUPPORTS;
-    the first best), set on the finder, and that count accuracy."""
+    with q (every other one of THRESHOLDS from its finder's own upward, to keep the runs few,
+    each with every one of SUPPORTS; the first best), set on the finder, and that count
+    accuracy."""
     finder = predictor.finder
     assert finder is not None, "the predictor has no object finder"
     images = on_canvas(data.images, predictor.canvas)

@@ -19,6 +19,8 @@ at a resolution q cannot afford.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -102,7 +104,7 @@ class ObjectFinder(nn.Module):
         return finder.eval()
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict, path: object) -> ObjectFinder | None:
+    def from_checkpoint(cls, checkpoint: dict, path: str | Path) -> ObjectFinder | None:
         """The checkpoint's finder; None where it has none; ValueError if it is broken."""
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:

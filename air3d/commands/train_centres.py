@@ -15,19 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
-import torch
-
-from air3d.model import DEFAULT_CHECKPOINT, load_checkpoint
+from air3d.commands.fine_scenes import add_scene_arguments, open_run, render_scenes
+from air3d.model import DEFAULT_CHECKPOINT
 from air3d.model.centre_refiner import CentreRefiner, factor_sizes, write_centre_refiner
-from air3d.model.centre_training import (
-    CentreTrainConfig,
-    render_centre_data,
-    train_centre_refiner,
-    training_looks,
-)
+from air3d.model.centre_training import CentreTrainConfig, train_centre_refiner
 from air3d.renderer import ShapeLibrary, World
 
 
@@ -43,8 +36,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--fine-size", type=int, default=None,
         help="the finer canvas's side (default: the world's frame width)",
     )  # fmt: skip
-    parser.add_argument("--scenes", type=int, default=3000, help="prior scenes to render")
-    parser.add_argument("--held-out", type=float, default=0.05, help="share of them to score")
+    add_scene_arguments(parser, held_out=0.05)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--window", type=int, default=64, help="window side, fine pixels")
@@ -52,10 +44,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--context", action="store_true",
         help="also read twice the window's side at half the resolution (large objects)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=1000, help="of the scenes (and training)")
-    parser.add_argument("--cache", type=Path, default=Path("runs/cache"), help="rendered chunks")
-    parser.add_argument("--curve", type=Path, default=None, help="write the held-out curve here")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
         "--from-existing", action="store_true",
         help="start from the checkpoint's refiner (of the same canvas and window), not afresh",
@@ -64,20 +52,13 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = open_run(args)
     world = World.from_dict(checkpoint["world"])
     shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
     fine_size = args.fine_size or (world.frame[0] if world.frame else 2 * world.image_size)
     if fine_size <= world.image_size:
         raise ValueError(f"--fine-size must be above the world's {world.image_size}")
-    looks = training_looks(checkpoint)
-    data = render_centre_data(
-        world, shapes, args.scenes, args.seed, fine_size, looks, cache_dir=args.cache
-    )
-    train, held_out = data.split(args.held_out)
+    train, held_out, looks = render_scenes(args, checkpoint, world, shapes, fine_size)
     config = CentreTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks

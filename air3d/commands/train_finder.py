@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
-import torch
-
-from air3d.model import DEFAULT_CHECKPOINT, load_checkpoint
+from air3d.commands.fine_scenes import add_scene_arguments, open_run, render_scenes
+from air3d.model import DEFAULT_CHECKPOINT
 from air3d.model.centre_refiner import CentreRefiner
-from air3d.model.centre_training import render_centre_data, training_looks
 from air3d.model.checkpoint import write_part
 from air3d.model.finder_training import FinderTrainConfig, choose_use, train_object_finder
 from air3d.model.object_finder import CHECKPOINT_KEY, ObjectFinder
@@ -38,14 +35,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
         help="checkpoint with a centre refiner, rewritten in place (default: shipped)",
     )  # fmt: skip
-    parser.add_argument("--scenes", type=int, default=3000, help="prior scenes to render")
-    parser.add_argument("--held-out", type=float, default=0.1, help="share of them to score")
+    add_scene_arguments(parser, held_out=0.1)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=1000, help="of the scenes (and training)")
-    parser.add_argument("--cache", type=Path, default=Path("runs/cache"), help="rendered chunks")
-    parser.add_argument("--curve", type=Path, default=None, help="write the held-out curve here")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
         "--from-existing", action="store_true",
         help="start from the checkpoint's finder, not afresh",
@@ -54,10 +46,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = open_run(args)
     refiner = CentreRefiner.from_checkpoint(checkpoint, args.checkpoint)
     if refiner is None:
         raise ValueError(
@@ -65,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
         )
     world = World.from_dict(checkpoint["world"])
     shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
-    looks = training_looks(checkpoint)
-    data = render_centre_data(
-        world, shapes, args.scenes, args.seed, refiner.fine_size, looks, cache_dir=args.cache
-    )
-    train, held_out = data.split(args.held_out)
+    train, held_out, looks = render_scenes(args, checkpoint, world, shapes, refiner.fine_size)
     config = FinderTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     if looks is not None:
         config.augment = looks

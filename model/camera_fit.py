@@ -126,6 +126,22 @@ def _misfit(
     """(B, C) each image's negative log likelihood (Cauchy of scale `noise`, up to a
     constant) of its objects' measured log scales under each of its C candidate eyes
     (B, C, 3)."""
+    expected = expected_log_scales(world, candidates, uv, heights, image_of)
+    misfit = torch.log1p(((expected - log_scales.double()[:, None]) / noise) ** 2)
+    B, C, _ = candidates.shape
+    return torch.zeros(B, C, dtype=torch.float64).index_add_(0, image_of, misfit)
+
+
+def expected_log_scales(
+    world: World,
+    candidates: torch.Tensor,
+    uv: torch.Tensor,
+    heights: torch.Tensor,
+    image_of: torch.Tensor,
+) -> torch.Tensor:
+    """(n, C) the log scale log(h / z) each of n objects would show under each of its
+    image's C candidate eyes (B, C, 3): its image point uv (n, 2) read onto the plane at its
+    centre height h (n,), z that point's depth in front of the candidate camera."""
     B, C, _ = candidates.shape
     matrices = projection_matrices(world, candidates.reshape(-1, 3).float()).double()
     matrices = matrices.view(B, C, 4, 4)[image_of]  # (n, C, 4, 4)
@@ -133,5 +149,18 @@ def _misfit(
     xz = unproject_to_plane(uv.double()[:, None].expand(-1, C, 2), matrices, h)
     centres = torch.stack([xz[..., 0], h, xz[..., 1]], dim=-1)
     depth = view_depths(world, centres, candidates[image_of]).clamp_min(1e-3)
-    misfit = torch.log1p(((torch.log(h / depth) - log_scales.double()[:, None]) / noise) ** 2)
-    return torch.zeros(B, C, dtype=torch.float64).index_add_(0, image_of, misfit)
+    return torch.log(h / depth)
+
+
+def eye_grid(world: World, eyes: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate eyes (B, grid * grid, 3) spanning the prior's distance and elevation
+    (PRIOR_SPAN stds each way) at each of the eyes' (B, 3) azimuths, and their prior's
+    negative log density (grid * grid,), up to a constant."""
+    prior = EyePrior.of(world)
+    _, _, azimuth = to_spherical(eyes.double(), world)
+    steps = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, grid, dtype=torch.float64)
+    d_steps, e_steps = torch.meshgrid(steps, steps, indexing="ij")
+    d = prior.distance + prior.distance_std * d_steps.reshape(-1)
+    e = prior.elevation + prior.elevation_std * e_steps.reshape(-1)
+    candidates = to_cartesian(d[None], e[None], azimuth[:, None], world)
+    return candidates, 0.5 * (d_steps.reshape(-1) ** 2 + e_steps.reshape(-1) ** 2)

@@ -34,6 +34,7 @@ from air3d.model.fit import Fit, FitScorer
 from air3d.model.frozen import ANSWER_FIELDS, FrozenQ
 from air3d.model.object_finder import ObjectFinder
 from air3d.model.refine import Refiner, check_refine_steps
+from air3d.model.scale_calibration import ScaleReadings
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
 from air3d.renderer.camera import unproject_to_plane
 from air3d.renderer.prior import min_centre_distance
@@ -50,6 +51,23 @@ MIN_DISTANCE_FACTOR = 0.5
 # A peak of the object finder this near (fine pixels) to where one of q's objects' centres
 # projects is that object (q's centres miss by 3-6 fine pixels, rarely 16), not a missed one.
 EXPLAINED_PIXELS = 16.0
+
+
+@dataclass(frozen=True)
+class CentreReading:
+    """What the CentreRefiner read of an answer's n present objects (Predictor._read_centres):
+    their scene and slot (n,), sharpened image points (n, 2), centre heights (n,), the
+    answer's kinds (B, N) and kind probabilities (B, N, K) as the refiner leaves them, the
+    cameras the points were read through (B, 4, 4), and the scales (None where not read)."""
+
+    scene: torch.Tensor
+    slot: torch.Tensor
+    uv: torch.Tensor
+    heights: torch.Tensor
+    kinds: torch.Tensor
+    shape_probs: torch.Tensor
+    matrices: torch.Tensor
+    scales: ScaleReadings | None
 
 
 @dataclass(frozen=True)
@@ -261,12 +279,35 @@ class Predictor:
     def _sharpen(
         self, fine: torch.Tensor, answer: SceneBatch, shape_probs: torch.Tensor
     ) -> tuple[SceneBatch, torch.Tensor]:
-        """The answer with its centres sharpened on the fine images (CentreRefiner),
-        kept inside q's workspace, and its kind probabilities (B, N, K). Where the refiner
-        names the kinds, each object's kind is the most probable of q's probabilities
-        weighed by the refiner's (kind_posterior); where it reads the objects' apparent
-        scales and the world's camera jitters, each image's eye is fitted to them
-        (model/camera_fit.py) and the centres are read through it."""
+        """The answer with its centres sharpened on the fine images (_read_centres), kept
+        inside q's workspace, and its kind probabilities (B, N, K). Where the refiner reads
+        the objects' apparent scales and the world's camera jitters, each image's eye is
+        fitted to them (model/camera_fit.py) and the centres are read through it."""
+        assert self.centres is not None
+        read = self._read_centres(fine, answer, shape_probs)
+        eye, matrices = answer.eye, read.matrices
+        if read.scales is not None:
+            scales = read.scales
+            noise = self.centres.scale_noise
+            eye = fit_eyes(
+                self.world, scales.uv, scales.heights, scales.log_scales, scales.image_of,
+                scales.eyes, noise,
+            )  # fmt: skip
+            matrices = scene_cameras(self.world, eye, len(answer))
+        scene, slot = read.scene, read.slot
+        xz = unproject_to_plane(read.uv, matrices[scene], read.heights)
+        latents = self.model.latents
+        low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
+        moved = answer.xz.clone()
+        moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
+        return SceneBatch(read.kinds, answer.present, moved, answer.yaw, eye), read.shape_probs
+
+    def _read_centres(
+        self, fine: torch.Tensor, answer: SceneBatch, shape_probs: torch.Tensor
+    ) -> CentreReading:
+        """What the CentreRefiner reads of the answer's objects on the fine images: their
+        sharpened image points, and where it names the kinds, each object's kind as the most
+        probable of q's probabilities weighed by the refiner's (kind_posterior)."""
         assert self.centres is not None
         scene, slot = answer.present.nonzero(as_tuple=True)
         heights = centre_heights(self.shapes)[answer.shape[scene, slot]]
@@ -275,25 +316,37 @@ class Predictor:
         uv, reading = sharpen_image_points(
             self.centres, fine, scene.to(self.device), uv.to(self.device)
         )
-        uv, eye, kinds = uv.cpu(), answer.eye, answer.shape
+        uv, kinds = uv.cpu(), answer.shape
         if reading.factor_logits:
             logits = tuple(part.cpu() for part in reading.factor_logits)
             posterior = kind_posterior(self.shapes, shape_probs[scene, slot], logits)
             shape_probs = shape_probs.index_put((scene, slot), posterior)
             kinds = kinds.index_put((scene, slot), posterior.argmax(-1))
             heights = centre_heights(self.shapes)[kinds[scene, slot]]  # the size may change
-        log_scales = reading.log_scale
-        if log_scales is not None and self.world.camera.jitter > 0:
+        scales = None
+        if reading.log_scale is not None and self.world.camera.jitter > 0:
             start = scene_eyes(self.world, answer.eye, len(answer))
-            noise = self.centres.scale_noise
-            eye = fit_eyes(self.world, uv, heights, log_scales.cpu(), scene, start, noise)
-            matrices = scene_cameras(self.world, eye, len(answer))
-        xz = unproject_to_plane(uv, matrices[scene], heights)
-        latents = self.model.latents
-        low, high = latents.centre - latents.half_width, latents.centre + latents.half_width
-        moved = answer.xz.clone()
-        moved[scene, slot] = xz.clamp(low.cpu(), high.cpu())
-        return SceneBatch(kinds, answer.present, moved, answer.yaw, eye), shape_probs
+            scales = ScaleReadings(uv, heights, reading.log_scale.cpu(), scene, start)
+        return CentreReading(scene, slot, uv, heights, kinds, shape_probs, matrices, scales)
+
+    def scale_readings(self, images: torch.Tensor) -> ScaleReadings | None:
+        """What the camera fit reads in images (B, 3, S, S) on the refiner's canvas: the
+        objects that q and the finder find, their image points, heights and apparent scales
+        (model/scale_calibration.py calibrates those on a set of unlabeled images); None
+        where the model reads no scales (no refiner, or one without scales, or a world whose
+        camera does not jitter)."""
+        if self.centres is None or images.shape[-1] != self.canvas.size:
+            return None
+        fine = images.to(self.device, torch.float32)
+        answer, presence, shape_probs, _ = self._ask_q(
+            resize_canvas(fine, self.canvas, self.q_canvas)
+        )
+        if self.finder is not None:
+            answer, presence, shape_probs, _ = self._check_with_finder(
+                fine, answer, presence, shape_probs
+            )
+        with torch.inference_mode():
+            return self._read_centres(fine, answer, shape_probs).scales
 
     @torch.inference_mode()
     def _check_with_finder(

@@ -18,6 +18,7 @@ COMMANDS = (
     "rerender",
     "make_data",
     "calibrate",
+    "calibrate_scales",
     "adapt",
     "train_centres",
     "train_finder",

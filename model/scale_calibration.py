@@ -70,10 +70,13 @@ class ScaleCalibration:
     objects: int
     evidence_gain: float
 
-    def apply(self, refiner: CentreRefiner) -> None:
-        """The refiner reads its scales less the bias, and the camera fit expects the noise."""
-        refiner.scale_reference -= self.bias
-        refiner.scale_noise = self.noise
+    def apply(self, refiner: CentreRefiner, reference: ScaleCalibration) -> None:
+        """The refiner reads its scales less the bias, and the camera fit expects the noise,
+        both relative to the `reference` (the same measure on our renderer's images, where
+        the refiner's own scale_reference and scale_noise were measured with labels): the
+        measure's own small offsets (the prior's shape, q's misreadings) cancel."""
+        refiner.scale_reference -= self.bias - reference.bias
+        refiner.scale_noise *= self.noise / reference.noise
 
 
 def calibrate_scales(readings: ScaleReadings, world: World, noise: float) -> ScaleCalibration:

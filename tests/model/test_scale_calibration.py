@@ -64,12 +64,13 @@ def test_cat_numbers_the_images_of_later_parts_after_the_earlier(tiny_clevr_worl
     assert len(both.eyes) == 6 and torch.equal(both.log_scales[: len(first.uv)], first.log_scales)
 
 
-def test_apply_corrects_the_refiners_readings():
+def test_apply_corrects_the_refiners_readings_relative_to_our_renders():
     refiner = CentreRefiner(
-        64, window=16, channels=(8, 8), hidden=8, reads_scale=True, scale_reference=0.1
-    )
-    ScaleCalibration(bias=-0.02, noise=0.03, images=50, objects=300, evidence_gain=1.0).apply(
-        refiner
-    )
-    assert refiner.scale_reference == pytest.approx(0.12)
-    assert refiner.scale_noise == 0.03
+        64, window=16, channels=(8, 8), hidden=8, reads_scale=True, scale_reference=0.1,
+        scale_noise=0.05,
+    )  # fmt: skip
+    theirs = ScaleCalibration(bias=-0.02, noise=0.03, images=50, objects=300, evidence_gain=1.0)
+    ours = ScaleCalibration(bias=0.005, noise=0.015, images=50, objects=300, evidence_gain=1.0)
+    theirs.apply(refiner, reference=ours)
+    assert refiner.scale_reference == pytest.approx(0.125)
+    assert refiner.scale_noise == pytest.approx(0.1)

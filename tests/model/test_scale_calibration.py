@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from air3d.images import to_pil
 from air3d.model.camera_fit import to_cartesian, to_spherical
 from air3d.model.centre_refiner import CentreRefiner
 from air3d.model.scale_calibration import ScaleCalibration, ScaleReadings, calibrate_scales
@@ -74,3 +75,47 @@ def test_apply_corrects_the_refiners_readings_relative_to_our_renders():
     theirs.apply(refiner, reference=ours)
     assert refiner.scale_reference == pytest.approx(0.125)
     assert refiner.scale_noise == pytest.approx(0.1)
+
+
+def test_calibrating_on_our_own_renders_changes_little(tmp_path, capsys):
+    """The shipped CLEVR model, calibrated on our renderer's images of other prior scenes:
+    the bias relative to the reference is small and the noise is about the reference's."""
+    from air3d.cli import main
+    from air3d.model import Predictor
+    from air3d.model.centre_refiner import fine_world
+    from air3d.model.shipped import shipped_checkpoint
+    from air3d.renderer import SceneRenderer
+    from air3d.renderer.prior import sample_scenes
+
+    shipped = shipped_checkpoint("clevr")
+    predictor = Predictor.from_checkpoint(shipped, fit=False)
+    world, shapes = predictor.world, predictor.shapes
+    fine = fine_world(world, predictor.canvas.size)
+    first, last = fine.frame_rows  # the 320 x 240 frame, as Blender writes it
+    images = tmp_path / "images"
+    images.mkdir()
+    drawn = SceneRenderer(fine, shapes).render_scenes(sample_scenes(world, shapes, 24, 5))
+    for i, image in enumerate(drawn):
+        to_pil(image[:, first:last]).save(images / f"{i:03d}.png")
+    out = tmp_path / "calibrated.pt"
+    argv = ["calibrate-scales", "--checkpoint", str(shipped), "--images", str(images)]
+    assert main([*argv, "--out", str(out), "--reference", "24", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    bias = float(printed.split("bias ")[1].split()[0])
+    assert abs(bias) < 0.01, printed
+    calibrated = Predictor.from_checkpoint(out, fit=False).centres
+    assert calibrated.scale_reference == pytest.approx(
+        predictor.centres.scale_reference - bias, abs=1e-4
+    )
+    assert 0.5 < calibrated.scale_noise / predictor.centres.scale_noise < 2.0
+    assert Predictor.from_checkpoint(shipped, fit=False).centres.scale_reference == (
+        predictor.centres.scale_reference
+    )  # the shipped file is untouched
+
+
+def test_a_model_without_a_refiner_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):
+    from air3d.cli import main
+
+    argv = ["calibrate-scales", "--checkpoint", str(tiny_checkpoint), "--images", str(tmp_path)]
+    assert main(argv) == 2
+    assert "has no centre refiner" in capsys.readouterr().err

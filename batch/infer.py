@@ -11,7 +11,7 @@ rank 0 merges them after a barrier (see sharding.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +167,17 @@ def _read_batch(sources: Sequence[str], canvas: Canvas) -> list[tuple[str, torch
         except ImageError as error:  # the message names the file
             loaded.append((source, str(error)))
     return loaded
+
+
+def read_image_batches(
+    sources: Sequence[str], canvas: Canvas, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """The readable images among `sources` on the canvas, in batches (B, 3, S, S)."""
+    for start in range(0, len(sources), batch_size):
+        loaded = _read_batch(sources[start : start + batch_size], canvas)
+        images = [image for _, image in loaded if isinstance(image, torch.Tensor)]
+        if images:
+            yield torch.stack(images)
 
 
 def _infer_batch(

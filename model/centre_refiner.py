@@ -72,6 +72,7 @@ class CentreRefiner(nn.Module):
         scale_noise: float = 0.05,
         factors: tuple[int, ...] = (),
         context: bool = False,
+        scale_evidence: dict[str, float] | None = None,
     ):
         super().__init__()
         if window % 2 ** len(channels):
@@ -84,6 +85,10 @@ class CentreRefiner(nn.Module):
         # The log scale it answers before training (the world's typical object), and the
         # std of its answers' errors (measured on held-out renders; the camera fit's noise).
         self.scale_reference, self.scale_noise = scale_reference, scale_noise
+        # The scales' calibration measured without labels on our renders, where the two
+        # above are right (model/scale_calibration.py): what calibrating to another
+        # renderer's images is relative to. None: not measured.
+        self.scale_evidence = scale_evidence
         layers: list[nn.Module] = []
         previous = 6 if context else 3  # the window's colours, and the context's
         for c in channels:  # each halves the side; padding keeps the grid centred
@@ -133,6 +138,7 @@ class CentreRefiner(nn.Module):
             "scale_noise": self.scale_noise,
             "factors": list(self.factors),
             "context": self.context,
+            "scale_evidence": self.scale_evidence,
         }
 
     @classmethod

@@ -19,18 +19,30 @@ to the prior's spread over sqrt(n).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from scipy.optimize import minimize
 
 from air3d.model.camera_fit import expected_log_scales, eye_grid
-from air3d.model.centre_refiner import CentreRefiner
-from air3d.renderer import World
+from air3d.model.centre_refiner import CentreRefiner, fine_world
+from air3d.renderer import SceneRenderer, World
+from air3d.renderer.prior import sample_scenes
+
+if TYPE_CHECKING:
+    from air3d.model.predictor import Predictor
 
 EVIDENCE_GRID = 31  # eyes per axis (distance, elevation) over which each image's evidence sums
 MIN_OBJECTS = 20  # fewer read objects than this say too little about a bias
+REFERENCE_SCENES = 200  # our renders the reference is measured on: its bias to about 0.15%
+REFERENCE_SEED = 20_000  # of the reference's prior scenes, apart from training's seeds
+# Calibrating to the images at hand (infer, evaluate: --calibrate-scales auto): on at most
+# SAMPLE_IMAGES of them, spread over the set, and only on sets of MIN_IMAGES or more.
+SAMPLE_IMAGES = 200
+MIN_IMAGES = 32
 
 
 @dataclass(frozen=True)
@@ -70,13 +82,30 @@ class ScaleCalibration:
     objects: int
     evidence_gain: float
 
-    def apply(self, refiner: CentreRefiner, reference: ScaleCalibration) -> None:
+    def as_reference(self, refiner: CentreRefiner) -> dict[str, float]:
+        """This calibration, measured on our renders, as the refiner's `scale_evidence`:
+        what later calibrations to other images are relative to (with the noise that the
+        refiner's labelled scale_noise corresponds to)."""
+        return {"bias": self.bias, "noise": self.noise, "labelled_noise": refiner.scale_noise}
+
+    def apply(self, refiner: CentreRefiner) -> tuple[float, float]:
         """The refiner reads its scales less the bias, and the camera fit expects the noise,
-        both relative to the `reference` (the same measure on our renderer's images, where
-        the refiner's own scale_reference and scale_noise were measured with labels): the
-        measure's own small offsets (the prior's shape, q's misreadings) cancel."""
-        refiner.scale_reference -= self.bias - reference.bias
-        refiner.scale_noise *= self.noise / reference.noise
+        both relative to the refiner's `scale_evidence` (the same measure on our renders,
+        where the refiner's scale_reference and scale_noise were measured with labels), so
+        that the measure's own small offsets (the prior's shape, q's misreadings) cancel.
+        Returns (the bias removed, the noise's factor). Applying it again on images the
+        refiner already reads as calibrated removes nothing more."""
+        reference = refiner.scale_evidence
+        if reference is None:
+            raise ValueError(
+                "the refiner has no reference measure on our renders: run "
+                "`air3d calibrate-scales --checkpoint C` without --images first"
+            )
+        shift = self.bias - reference["bias"]
+        factor = self.noise / reference["noise"]
+        refiner.scale_reference -= shift
+        refiner.scale_noise = reference["labelled_noise"] * factor
+        return shift, factor
 
 
 def calibrate_scales(readings: ScaleReadings, world: World, noise: float) -> ScaleCalibration:
@@ -122,3 +151,67 @@ def evidence(readings: ScaleReadings, world: World):
         return float(torch.logsumexp(per_image - prior_cost, dim=1)[image_of.unique()].sum())
 
     return log_evidence
+
+
+def measure_scales(predictor: Predictor, batches: Iterable[torch.Tensor]) -> ScaleCalibration:
+    """The predictor's scales calibrated on batches of images (B, 3, S, S) on its canvas;
+    ValueError if it reads no scales (no refiner that reads them, or a world whose camera
+    does not jitter) or too few objects."""
+    parts: list[ScaleReadings] = []
+    for images in batches:
+        part = predictor.scale_readings(images)
+        if part is None:
+            raise ValueError(
+                "this model reads no scales (it has no centre refiner that reads them, or "
+                "its world's camera does not jitter): there is nothing to calibrate"
+            )
+        parts.append(part)
+    if not parts:
+        raise ValueError("no images to calibrate the scales on")
+    assert predictor.centres is not None
+    readings = ScaleReadings.cat(parts)
+    return calibrate_scales(readings, predictor.world, predictor.centres.scale_noise)
+
+
+def reference_batches(
+    predictor: Predictor, n: int = REFERENCE_SCENES, batch: int = 20
+) -> Iterator[torch.Tensor]:
+    """n prior scenes of the predictor's world, drawn by our renderer on its canvas, each
+    from its own camera, in batches: the images the reference is measured on."""
+    world, shapes = predictor.world, predictor.shapes
+    renderer = SceneRenderer(fine_world(world, predictor.canvas.size), shapes)
+    scenes = sample_scenes(world, shapes, n, REFERENCE_SEED)
+    for start in range(0, n, batch):
+        with torch.no_grad():
+            yield renderer.render_scenes(scenes[start : start + batch])
+
+
+def can_calibrate(predictor: Predictor) -> bool:
+    """Whether the predictor reads scales and holds the reference to calibrate them by."""
+    centres = predictor.centres
+    return (
+        centres is not None
+        and centres.reads_scale
+        and centres.scale_evidence is not None
+        and predictor.world.camera.jitter > 0
+    )
+
+
+def sample_evenly(n: int, k: int = SAMPLE_IMAGES) -> list[int]:
+    """At most k of n indices, spread evenly over them (all n where n <= k)."""
+    return sorted({i * n // k for i in range(k)}) if n > k else list(range(n))
+
+
+def calibrate_to(predictor: Predictor, batches: Iterable[torch.Tensor]) -> str:
+    """Calibrates the predictor's scales, in memory, to the images in `batches`; a line
+    that says what it did, or why it did nothing (too few objects to go by)."""
+    assert predictor.centres is not None
+    try:
+        calibration = measure_scales(predictor, batches)
+    except ValueError as error:
+        return f"scales not calibrated to these images: {error}"
+    shift, factor = calibration.apply(predictor.centres)
+    return (
+        f"scales calibrated to {calibration.objects} objects in {calibration.images} of these "
+        f"images: bias {shift:+.4f} (log scale), noise x{factor:.2f} (relative to our renders)"
+    )

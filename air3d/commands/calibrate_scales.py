@@ -1,13 +1,17 @@
-"""`air3d calibrate-scales --checkpoint C --images DIR`: the camera fit, calibrated to a renderer.
+"""`air3d calibrate-scales --checkpoint C [--images DIR]`: the camera fit, calibrated to a renderer.
 
 The centre refiner reads each object's apparent scale, and the camera fit reads each
 image's eye from those scales (model/camera_fit.py). On images of another renderer (CLEVR's
 Blender) the refiner reads the scales a little off, which moves every image's eye the same
-way. This measures that bias and the scales' noise on unlabeled images of the renderer, no
-labels needed (model/scale_calibration.py), measures the same on our renderer's images of
-the world's prior scenes (the reference), and writes the difference into the checkpoint's
-refiner, atomically (in place, or a copy at --out). Some dozens of images with several objects each
-are enough; a hundred or more pin the bias to about 0.2%.
+way. model/scale_calibration.py measures that bias and the scales' noise on unlabeled
+images, relative to the same measure on our renders (the reference).
+
+Without --images this measures the reference (once per trained refiner: `train-centres`
+starts a new one) and stores it in the checkpoint; `air3d infer` and `evaluate` then
+calibrate on the images they are given (`--calibrate-scales auto`). With --images it writes
+the calibration to those images into the refiner (in place, or a copy at --out): some
+dozens of images with several objects each are enough; a hundred or more pin the bias to
+about 0.2%. Both write atomically.
 """
 
 from __future__ import annotations
@@ -23,25 +27,21 @@ from tqdm import tqdm
 from air3d.batch import find_images
 from air3d.images import ImageError, read_image
 from air3d.model import Predictor
-from air3d.model.centre_refiner import fine_world, write_centre_refiner
-from air3d.model.scale_calibration import ScaleCalibration, ScaleReadings, calibrate_scales
-from air3d.renderer import SceneRenderer
-from air3d.renderer.prior import sample_scenes
-
-REFERENCE_SCENES = 200  # pin the reference's bias to about 0.15% (as many as the images)
-REFERENCE_SEED = 20_000  # of the reference's prior scenes, apart from training's seeds
+from air3d.model.centre_refiner import write_centre_refiner
+from air3d.model.scale_calibration import REFERENCE_SCENES, measure_scales, reference_batches
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "calibrate-scales",
-        help="calibrate the camera fit's apparent scales on unlabeled images of a renderer",
+        help="calibrate the camera fit's apparent scales: the reference on our renders, or "
+        "to unlabeled images of another renderer",
     )
     parser.add_argument(
         "--checkpoint", type=Path, required=True, help="a checkpoint with a centre refiner"
     )
     parser.add_argument(
-        "--images", type=Path, nargs="+", required=True, help="images, or folders of them"
+        "--images", type=Path, nargs="+", help="images, or folders of them, to calibrate to"
     )
     parser.add_argument("--out", type=Path, help="write a calibrated copy here (default: in place)")
     parser.add_argument("--limit", type=int, default=500, help="use at most N images")
@@ -56,51 +56,42 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    if args.reference < 1:
-        raise ValueError(f"--reference must be >= 1, got {args.reference}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for name in ("limit", "reference", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, fit=False)
-    if predictor.centres is None:
+    refiner = predictor.centres
+    if refiner is None:
         raise ValueError(f"{args.checkpoint} has no centre refiner: it reads no scales")
-    sources = find_images(args.images)[: args.limit]
     progress = not args.no_progress
-    theirs = _calibrate(predictor, _read_batches(predictor, sources, args.batch_size), progress)
-    ours = _calibrate(predictor, _reference_batches(predictor, args.reference), progress)
     out = args.out or args.checkpoint
+    if args.images is None:
+        if refiner.scale_evidence is not None:
+            raise ValueError(
+                f"{args.checkpoint} already holds its reference (and may be calibrated to "
+                "other images since): give --images to calibrate it to a renderer"
+            )
+        batches = reference_batches(predictor, args.reference)
+        ours = measure_scales(predictor, tqdm(batches, "our renders", disable=not progress))
+        refiner.scale_evidence = ours.as_reference(refiner)
+        message = (
+            f"the reference of {out}: {ours.objects} objects in {ours.images} of our renders, "
+            f"bias {ours.bias:+.4f} (log scale), noise {ours.noise:.4f}"
+        )
+    else:
+        sources = find_images(args.images)[: args.limit]
+        batches = _read_batches(predictor, sources, args.batch_size)
+        theirs = measure_scales(predictor, tqdm(batches, "images", disable=not progress))
+        shift, factor = theirs.apply(refiner)
+        message = (
+            f"calibrated the scales of {out} on {theirs.objects} objects in {theirs.images} "
+            f"images: bias {shift:+.4f} (log scale), noise x{factor:.2f} (relative to our renders)"
+        )
     if out != args.checkpoint:
         shutil.copyfile(args.checkpoint, out)
-    refiner = predictor.centres
-    theirs.apply(refiner, reference=ours)
     write_centre_refiner(out, refiner)
-    print(
-        f"calibrated the scales of {out} on {theirs.objects} objects in {theirs.images} "
-        f"images (reference: {ours.objects} objects in {ours.images} of our renders): "
-        f"bias {theirs.bias - ours.bias:+.4f} (log scale), noise x{theirs.noise / ours.noise:.2f}"
-    )
+    print(message)
     return 0
-
-
-def _calibrate(
-    predictor: Predictor, batches: Iterator[torch.Tensor], progress: bool
-) -> ScaleCalibration:
-    """The predictor's scale calibration on batches of images on its canvas; ValueError if
-    it reads no scales in them."""
-    parts: list[ScaleReadings] = []
-    for images in tqdm(batches, desc="read scales", unit="batch", disable=not progress):
-        part = predictor.scale_readings(images)
-        if part is None:
-            raise ValueError(
-                "this model reads no scales (its refiner does not, or its world's camera "
-                "does not jitter): there is nothing to calibrate"
-            )
-        parts.append(part)
-    if not parts:
-        raise ValueError("no readable images")
-    world, noise = predictor.world, predictor.centres.scale_noise
-    return calibrate_scales(ScaleReadings.cat(parts), world, noise)
 
 
 def _read_batches(
@@ -117,14 +108,3 @@ def _read_batches(
                 print(f"skipped: {error}")
         if images:
             yield torch.stack(images)
-
-
-def _reference_batches(predictor: Predictor, n: int, batch: int = 20) -> Iterator[torch.Tensor]:
-    """n prior scenes of the predictor's world, drawn by our renderer on its canvas, each
-    from its own camera, in batches."""
-    world, shapes = predictor.world, predictor.shapes
-    renderer = SceneRenderer(fine_world(world, predictor.canvas.size), shapes)
-    scenes = sample_scenes(world, shapes, n, REFERENCE_SEED)
-    for start in range(0, n, batch):
-        with torch.no_grad():
-            yield renderer.render_scenes(scenes[start : start + batch])

@@ -36,6 +36,7 @@ from air3d.evaluation import (
 from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.evaluation.targets import load_targets, world_targets
 from air3d.model import Predictor, choose_checkpoint
+from air3d.model.scale_calibration import MIN_IMAGES, calibrate_to, can_calibrate, sample_evenly
 from air3d.model.shipped import check_world
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.worlds import kinds_of, world_files
@@ -90,6 +91,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="test-time refinement steps after q (render and compare; 0: q alone)",
     )
     parser.add_argument(
+        "--calibrate-scales",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: calibrate the camera fit's apparent scales to the data set's images "
+        "first, without their labels, as `air3d infer` does; off: as trained",
+    )
+    parser.add_argument(
         "--ap-thresholds",
         type=float,
         nargs="+",
@@ -138,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         dataset = load_dataset(args.data, predictor.world, predictor.shapes, args.limit, canvas)
+    if not args.abs and args.calibrate_scales == "auto":
+        _calibrate_scales(predictor, dataset.images, batch_size)
     meta = _read_meta(args.data) or {}
     # The renderer that drew the data picks the targets that apply (e.g. stricter ones on
     # our own renders); unknown without a meta.json (e.g. CLEVR's own images).
@@ -175,6 +185,15 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"wrote {path}", file=sys.stderr)
     print(table)
     return 0
+
+
+def _calibrate_scales(predictor: Predictor, images: torch.Tensor, batch_size: int) -> None:
+    """As `air3d infer --calibrate-scales auto`: the scales calibrated, in memory, on up to
+    SAMPLE_IMAGES of the images (no labels), where the model can and the set is large enough."""
+    if not can_calibrate(predictor) or len(images) < MIN_IMAGES:
+        return
+    sample = images[sample_evenly(len(images))]
+    print(calibrate_to(predictor, sample.split(batch_size)), file=sys.stderr)
 
 
 def _device(name: str) -> torch.device:

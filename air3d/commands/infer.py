@@ -16,9 +16,16 @@ import sys
 from pathlib import Path
 
 from air3d.batch import current_shard, find_images, merge_shards, process_group, run_inference
-from air3d.batch.infer import DEFAULT_BATCH_SIZE, write_clevr_scenes
+from air3d.batch.infer import DEFAULT_BATCH_SIZE, read_image_batches, write_clevr_scenes
 from air3d.model import Predictor, choose_checkpoint
 from air3d.model.refine import MAX_REFINE_STEPS
+from air3d.model.scale_calibration import (
+    MIN_IMAGES,
+    SAMPLE_IMAGES,
+    calibrate_to,
+    can_calibrate,
+    sample_evenly,
+)
 from air3d.model.shipped import check_world
 
 
@@ -64,6 +71,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         "on); above that, q looks again at what is left after painting out what it found",
     )
     parser.add_argument(
+        "--calibrate-scales",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: where the model reads apparent scales to fit each image's camera and "
+        f"holds their reference, calibrate them first on up to {SAMPLE_IMAGES} of the images "
+        f"(sets of {MIN_IMAGES} or more; model/scale_calibration.py); off: as trained",
+    )
+    parser.add_argument(
         "--merge", action="store_true", help="only fold shards of OUT into OUT, infer nothing"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -92,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, device, max_objects=args.max_objects, refine=args.refine
     )
     check_world(predictor.world, args.world, checkpoint)
+    if args.calibrate_scales == "auto" and can_calibrate(predictor) and len(sources) >= MIN_IMAGES:
+        sample = [sources[i] for i in sample_evenly(len(sources))]
+        batches = read_image_batches(sample, predictor.canvas, args.batch_size)
+        print(calibrate_to(predictor, batches), file=sys.stderr)
     with process_group(shard):
         summary = run_inference(
             predictor,

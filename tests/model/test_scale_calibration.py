@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
 from air3d.images import to_pil
 from air3d.model.camera_fit import to_cartesian, to_spherical
 from air3d.model.centre_refiner import CentreRefiner
-from air3d.model.scale_calibration import ScaleCalibration, ScaleReadings, calibrate_scales
+from air3d.model.scale_calibration import (
+    MIN_IMAGES,
+    ScaleCalibration,
+    ScaleReadings,
+    calibrate_scales,
+    sample_evenly,
+)
 from air3d.renderer import SceneBatch, open_world
 from air3d.renderer.camera import project, projection_matrices, view_depths
 from air3d.renderer.prior import sample_scenes
@@ -71,15 +79,30 @@ def test_apply_corrects_the_refiners_readings_relative_to_our_renders():
         scale_noise=0.05,
     )  # fmt: skip
     theirs = ScaleCalibration(bias=-0.02, noise=0.03, images=50, objects=300, evidence_gain=1.0)
+    with pytest.raises(ValueError, match="no reference"):
+        theirs.apply(refiner)
     ours = ScaleCalibration(bias=0.005, noise=0.015, images=50, objects=300, evidence_gain=1.0)
-    theirs.apply(refiner, reference=ours)
+    refiner.scale_evidence = ours.as_reference(refiner)
+    assert theirs.apply(refiner) == pytest.approx((-0.025, 2.0))
+    assert refiner.scale_reference == pytest.approx(0.125)
+    assert refiner.scale_noise == pytest.approx(0.1)
+    # the same images, read by the calibrated refiner, show the reference's bias: no change
+    again = ScaleCalibration(bias=0.005, noise=0.03, images=50, objects=300, evidence_gain=1.0)
+    assert again.apply(refiner) == pytest.approx((0.0, 2.0))
     assert refiner.scale_reference == pytest.approx(0.125)
     assert refiner.scale_noise == pytest.approx(0.1)
 
 
+def test_sample_evenly_spreads_over_the_set():
+    assert sample_evenly(5, 10) == [0, 1, 2, 3, 4]
+    picked = sample_evenly(1000, 200)
+    assert len(picked) == 200 and picked[0] == 0 and picked[-1] == 995
+
+
 def test_calibrating_on_our_own_renders_changes_little(tmp_path, capsys):
-    """The shipped CLEVR model, calibrated on our renderer's images of other prior scenes:
-    the bias relative to the reference is small and the noise is about the reference's."""
+    """The shipped CLEVR model: its reference measured, then calibrated to our renderer's
+    images of other prior scenes: the bias is small and the noise about the reference's;
+    `infer` calibrates to a folder of them by itself."""
     from air3d.cli import main
     from air3d.model import Predictor
     from air3d.model.centre_refiner import fine_world
@@ -87,30 +110,42 @@ def test_calibrating_on_our_own_renders_changes_little(tmp_path, capsys):
     from air3d.renderer import SceneRenderer
     from air3d.renderer.prior import sample_scenes
 
-    shipped = shipped_checkpoint("clevr")
+    shipped = tmp_path / "clevr.pt"
+    shutil.copy(shipped_checkpoint("clevr"), shipped)
     predictor = Predictor.from_checkpoint(shipped, fit=False)
     world, shapes = predictor.world, predictor.shapes
     fine = fine_world(world, predictor.canvas.size)
     first, last = fine.frame_rows  # the 320 x 240 frame, as Blender writes it
     images = tmp_path / "images"
     images.mkdir()
-    drawn = SceneRenderer(fine, shapes).render_scenes(sample_scenes(world, shapes, 24, 5))
+    drawn = SceneRenderer(fine, shapes).render_scenes(sample_scenes(world, shapes, MIN_IMAGES, 5))
     for i, image in enumerate(drawn):
         to_pil(image[:, first:last]).save(images / f"{i:03d}.png")
+
+    argv = ["calibrate-scales", "--checkpoint", str(shipped), "--no-progress"]
+    if predictor.centres.scale_evidence is None:  # a refiner fresh from train-centres
+        assert main([*argv, "--reference", "24"]) == 0
+    assert main(argv) == 2  # measured once: again would measure a calibrated refiner
+    assert "already holds its reference" in capsys.readouterr().err
+    reference = Predictor.from_checkpoint(shipped, fit=False).centres
     out = tmp_path / "calibrated.pt"
-    argv = ["calibrate-scales", "--checkpoint", str(shipped), "--images", str(images)]
-    assert main([*argv, "--out", str(out), "--reference", "24", "--no-progress"]) == 0
+    assert main([*argv, "--images", str(images), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     bias = float(printed.split("bias ")[1].split()[0])
     assert abs(bias) < 0.01, printed
     calibrated = Predictor.from_checkpoint(out, fit=False).centres
-    assert calibrated.scale_reference == pytest.approx(
-        predictor.centres.scale_reference - bias, abs=1e-4
-    )
-    assert 0.5 < calibrated.scale_noise / predictor.centres.scale_noise < 2.0
+    assert calibrated.scale_reference == pytest.approx(reference.scale_reference - bias, abs=1e-4)
+    assert 0.5 < calibrated.scale_noise / reference.scale_noise < 2.0
     assert Predictor.from_checkpoint(shipped, fit=False).centres.scale_reference == (
-        predictor.centres.scale_reference
-    )  # the shipped file is untouched
+        reference.scale_reference
+    )  # --out leaves the original alone
+
+    lines = tmp_path / "answers.jsonl"
+    infer = ["infer", str(images), "--checkpoint", str(shipped), "--no-progress"]
+    assert main([*infer, "--out", str(lines)]) == 0
+    assert "scales calibrated to" in capsys.readouterr().err
+    assert main([*infer, "--out", str(tmp_path / "off.jsonl"), "--calibrate-scales", "off"]) == 0
+    assert "scales calibrated" not in capsys.readouterr().err
 
 
 def test_a_model_without_a_refiner_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):

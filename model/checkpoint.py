@@ -26,17 +26,24 @@ FORMAT = "air3d-checkpoint-v1"
 REQUIRED = ("format", "model_config", "world", "shapes", "model")
 
 
+DEFAULT_MODE = 0o644  # a new checkpoint's permissions: everyone may read it
+
+
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
     """Writes to a temporary file beside `path`, fsyncs, then renames over it: a crash or a
     full disk leaves the previous checkpoint intact, never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp's file is private (0600): the checkpoint keeps the mode it had, or gets a
+    # plain file's, so that a service running as another user can still read it.
+    mode = path.stat().st_mode & 0o777 if path.exists() else DEFAULT_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
             torch.save({"format": FORMAT, **checkpoint}, file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

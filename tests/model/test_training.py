@@ -92,6 +92,15 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, tiny_chec
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
 
 
+def test_a_saved_checkpoint_is_readable_by_others_and_keeps_its_mode(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"model": {}, "step": 1})
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    path.chmod(0o640)
+    save_checkpoint(path, {"model": {}, "step": 2})
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_supervised_baseline_trains_and_predicts(tmp_path):
     train(tiny_train_config(tmp_path, elbo_steps=0, model={"kind": "supervised",
           "encoder_channels": [8, 8], "feature_dim": 16, "hidden_dim": 16}))  # fmt: skip

@@ -3,7 +3,7 @@ a position read from the image through the wrong camera misses even when the ima
 is right.
 
     .venv/bin/python benchmarks/camera_floor.py --report reports/clevr/x-blender.json \\
-        --data data/clevr-blender-test [--world clevr] [--parts]
+        --data data/clevr-blender-test [--world clevr] [--parts] [--split]
 
 For each true object, the image-consistent truth is the point on its centre's plane that the
 world's unjittered camera sees where the image's own camera shows the object. Prints, as
@@ -12,6 +12,10 @@ median and share within CLEVR's AP thresholds: the truth against the image-consi
 answers (matched by the Hungarian algorithm on the ground plane) against both. The report
 must come from `air3d evaluate` on `--data` (its predicted_scenes are in the data's order),
 and the data's scenes must carry their cameras (make-data in a world with camera jitter).
+`--split` parts the answers' error (where they carry their cameras) into the image points'
+(each answer's point, seen through its own camera, read back through the true one) and the
+camera's (each true centre's image point read through the answer's camera), and prints the
+points' bias towards the camera by kind.
 """
 
 from __future__ import annotations
@@ -88,6 +92,54 @@ def matched_distances(pred: np.ndarray, true: np.ndarray) -> list[float]:
     return distances[rows, cols].tolist()
 
 
+def split_errors(pred: dict, true: dict, world) -> list[tuple[float, float, float, str]]:
+    """For each answered object matched to a true one (Hungarian, ground plane, within 0.5):
+    (its image point's error read through the true camera, the true point's error read
+    through the answer's camera, the point's error towards the true camera (+: nearer),
+    its true kind "size shape material")."""
+    if not pred["objects"] or "camera" not in pred:
+        return []
+    truth = np.array([o["position"] for o in true["objects"]], dtype=np.float64)
+    answer = np.array([o["position"] for o in pred["objects"]], dtype=np.float64)
+    distances = np.linalg.norm(truth[:, None, [0, 2]] - answer[None, :, [0, 2]], axis=-1)
+    true_eye, answer_eye = true["camera"]["position"], pred["camera"]["position"]
+    own = projection_matrices(world, torch.tensor([true_eye]))[0].double()
+    theirs = projection_matrices(world, torch.tensor([answer_eye]))[0].double()
+    rows = []
+    for t, a in zip(*linear_sum_assignment(distances), strict=True):
+        if distances[t, a] > 0.5:
+            continue
+        height = float(answer[a, 1])
+        seen = project(torch.tensor(answer[a : a + 1]), theirs)
+        point = unproject_to_plane(seen, own, height)[0].numpy()
+        camera = unproject_to_plane(
+            project(torch.tensor(truth[t : t + 1]), own), theirs, truth[t, 1]
+        )
+        toward = np.array(true_eye)[[0, 2]] - truth[t, [0, 2]]
+        o = true["objects"][t]
+        rows.append((
+            float(np.linalg.norm(point - truth[t, [0, 2]])),
+            float(np.linalg.norm(camera[0].numpy() - truth[t, [0, 2]])),
+            float((point - truth[t, [0, 2]]) @ toward / np.linalg.norm(toward)),
+            " ".join(str(o.get(k, "")) for k in ("size", "shape", "material")).strip(),
+        ))  # fmt: skip
+    return rows
+
+
+def print_split(predicted: list[dict], truth: list[dict], world) -> None:
+    rows = [r for p, t in zip(predicted, truth, strict=False) for r in split_errors(p, t, world)]
+    if not rows:
+        raise SystemExit("--split: the report's answers carry no cameras")
+    print(summary("the answers' image points, through the true camera", [r[0] for r in rows]))
+    print(summary("the answers' cameras alone (true image points)", [r[1] for r in rows]))
+    for kind in sorted({r[3] for r in rows}):
+        toward = np.array([r[2] for r in rows if r[3] == kind])
+        print(
+            f"  {kind}: points towards the camera by {np.median(toward):+.3f} "
+            f"(median of {len(toward)})"
+        )
+
+
 def summary(name: str, errors: list[float]) -> str:
     e = np.asarray(errors)
     within = ", ".join(f"within {t}: {np.mean(e < t):.1%}" for t in THRESHOLDS)
@@ -102,6 +154,10 @@ def main() -> None:
     parser.add_argument(
         "--parts", action="store_true",
         help="also the floor of readers that know the camera's distance, elevation or azimuth",
+    )  # fmt: skip
+    parser.add_argument(
+        "--split", action="store_true",
+        help="part the answers' error into their image points' and their cameras'",
     )  # fmt: skip
     args = parser.parse_args()
     world, _ = open_world(args.world)
@@ -122,6 +178,8 @@ def main() -> None:
     print(summary("the world's camera alone (truth vs image-consistent truth)", floor))
     print(summary("q vs the truth", against_truth))
     print(summary("q vs the image-consistent truth", against_image))
+    if args.split:
+        print_split(predicted, truth, world)
     if args.parts:  # what reading each part of the camera would be worth
         for name, known in PARTS.items():
             errors = floor_with_parts(truth, world, known)

@@ -178,6 +178,11 @@ class CentreTrainConfig:
     noise_px: float = 5.0  # std of the window's miss, in fine pixels (q misses ~3-6)
     max_noise_px: float = 16.0
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    # chance that a window's object gets a dark contact shadow at its foot (contact_shadows),
+    # for the kinds marked True in contact_shadow_kinds (K,) (None: every kind)
+    contact_shadow_probability: float = 0.0
+    contact_shadow_kinds: torch.Tensor | None = None
+    focal_px: float = 0.0  # the fine canvas's focal length in pixels (contact_shadows' sizes)
     seed: int = 0
 
 
@@ -190,6 +195,38 @@ def noisy_windows(
     centres = data.points[index] + miss
     windows = window_pixels(data.images, data.image_of[index], centres, window)
     return windows, -miss
+
+
+def contact_shadows(
+    windows: torch.Tensor,
+    targets: torch.Tensor,
+    log_scales: torch.Tensor,
+    focal_px: float,
+    probability: float | torch.Tensor,
+    g: torch.Generator,
+) -> torch.Tensor:
+    """Windows (k, 3, w, w) with, at random, a soft dark ellipse at the foot of the object
+    whose centre lies `targets` (k, 2) pixels from the window's middle: the contact shadow
+    that a renderer with global illumination draws where an object meets the floor (Blender:
+    a dark crescent under each sphere) and ours does not. Its size follows the object's
+    apparent size (exp(log scale) * focal_px pixels from centre to foot), so a refiner
+    trained with it learns that the crescent is floor, not object. `probability`: one for
+    all windows, or each window's (k,)."""
+    k, _, w, _ = windows.shape
+    chosen = torch.rand(k, generator=g) < torch.as_tensor(probability)
+    if not chosen.any() or focal_px <= 0:
+        return windows
+    radius = log_scales.exp() * focal_px  # (k,) pixels from centre to foot
+    below = radius * (0.85 + 0.2 * torch.rand(k, generator=g))
+    half_width = radius * (0.6 + 0.4 * torch.rand(k, generator=g))
+    half_height = radius * (0.15 + 0.2 * torch.rand(k, generator=g))
+    darkness = 0.2 + 0.5 * torch.rand(k, generator=g)
+    grid = torch.arange(w, dtype=windows.dtype) - (w - 1) / 2
+    u = grid[None, None, :] - targets[:, 0, None, None]  # (k, 1, w)
+    v = grid[None, :, None] - (targets[:, 1] + below)[:, None, None]  # (k, w, 1)
+    d2 = (u / half_width[:, None, None]) ** 2 + (v / half_height[:, None, None]) ** 2
+    shade = 1 - (darkness * chosen)[:, None, None] * torch.exp(-(d2**2))
+    return windows * shade[:, None]
 
 
 def training_loss(
@@ -229,6 +266,12 @@ def train_centre_refiner(
         refiner.train()
         index = torch.randint(len(train), (config.batch_size,), generator=g)
         windows, target = noisy_windows(train, index, config, refiner.span, g)
+        shadowed = config.contact_shadow_probability
+        if config.contact_shadow_kinds is not None:
+            shadowed = shadowed * config.contact_shadow_kinds[train.kinds[index]].float()
+        windows = contact_shadows(
+            windows, target, train.log_scales[index], config.focal_px, shadowed, g
+        )
         windows = augment(windows, config.augment, g)
         kinds = values[train.kinds[index]]
         loss = training_loss(refiner, windows, target, train.log_scales[index], kinds)

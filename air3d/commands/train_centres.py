@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+
+import torch
 
 from air3d.commands.fine_scenes import add_scene_arguments, open_run, render_scenes
 from air3d.model import DEFAULT_CHECKPOINT
@@ -45,6 +48,16 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="also read twice the window's side at half the resolution (large objects)",
     )  # fmt: skip
     parser.add_argument(
+        "--contact-shadows", type=float, default=0.0, metavar="P",
+        help="chance that a training window's object gets a dark contact shadow at its foot, "
+        "as renderers with global illumination draw (Blender); 0: none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--contact-shadow-shapes", nargs="+", default=["sphere"], metavar="SHAPE",
+        help="the shapes that get them: those that meet the floor at a point (Blender's "
+        "crescent under a sphere; flat feet show a thin line at most); default: sphere",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-existing", action="store_true",
         help="start from the checkpoint's refiner (of the same canvas and window), not afresh",
     )  # fmt: skip
@@ -59,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
     if fine_size <= world.image_size:
         raise ValueError(f"--fine-size must be above the world's {world.image_size}")
     train, held_out, looks = render_scenes(args, checkpoint, world, shapes, fine_size)
-    config = CentreTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    if not 0.0 <= args.contact_shadows <= 1.0:
+        raise ValueError(f"--contact-shadows must be in [0, 1], got {args.contact_shadows}")
+    config = CentreTrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        contact_shadow_probability=args.contact_shadows,
+        contact_shadow_kinds=_kinds_of_shapes(shapes, args.contact_shadow_shapes),
+        focal_px=fine_size / 2 / math.tan(math.radians(world.camera.fov_deg) / 2),
+    )
     if looks is not None:
         config.augment = looks
     refiner = _new_refiner(fine_size, args.window, world, shapes, train, args.context)
@@ -125,3 +147,15 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
             raise ValueError(f"--from-existing: the checkpoint's refiner differs at {name}")
         rows.copy_(weights)
     refiner.load_state_dict(own)
+
+
+def _kinds_of_shapes(shapes: ShapeLibrary, names: list[str]) -> torch.Tensor:
+    """(K,) bool: the library's kinds whose shape is one of `names`; ValueError for a name
+    the library does not have."""
+    known = {spec.name for spec in shapes.specs}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(
+            f"--contact-shadow-shapes: no shape {unknown} (the library's: {sorted(known)})"
+        )
+    return torch.tensor([spec.name in names for spec in shapes.specs])

@@ -26,6 +26,7 @@ from air3d.model.centre_refiner import (
 from air3d.model.centre_training import (
     CentreData,
     CentreTrainConfig,
+    contact_shadows,
     held_out_miss,
     object_targets,
     render_centre_data,
@@ -321,3 +322,22 @@ def test_train_centres_writes_a_refiner_that_the_predictor_uses(
     assert wide.context and wide.span == 32
     assert main([*argv[:-6], "--fine-size", "32", "--cache", str(cache)]) != 0
     assert "--fine-size must be above" in capsys.readouterr().err
+
+
+def test_contact_shadows_darken_the_floor_at_the_objects_foot_only():
+    windows = torch.full((3, 3, 32, 32), 0.8)
+    targets = torch.tensor([[0.0, 0.0], [0.0, 0.0], [4.0, -3.0]])
+    log_scales = torch.full((3,), math.log(8.0 / 400.0))  # 8 px from centre to foot at f 400
+    chosen = torch.tensor([1.0, 0.0, 1.0])  # the middle window's object gets none
+    out = contact_shadows(
+        windows, targets, log_scales, 400.0, chosen, torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(out[1], windows[1])
+    assert (out <= windows).all()  # only ever darker
+    for i, (column, row) in ((0, (15, 15)), (2, (19, 12))):
+        foot = out[i, :, row + 9, column]  # the pixel about 8 px below the centre
+        assert (foot < 0.75).all(), foot
+        assert torch.allclose(out[i, :, row - 8, column], windows[i, :, row - 8, column])
+    assert torch.equal(
+        contact_shadows(windows, targets, log_scales, 400.0, 0.0, torch.Generator()), windows
+    )

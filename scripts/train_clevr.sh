@@ -57,6 +57,11 @@ if ! .venv/bin/python -c "import sys, torch; sys.exit('object_finder' not in tor
   $air3d train-finder --checkpoint assets/model/clevr.pt --scenes 3000 --steps 2000 --seed 1000
 fi
 $air3d calibrate --checkpoint assets/model/clevr.pt --n 500
+# The refiner's scale reference on 200 of our renders (model/scale_calibration.py; about 35 s):
+# infer and evaluate calibrate the camera fit to the images they are given relative to it.
+if ! .venv/bin/python -c "import sys, torch; sys.exit(torch.load('assets/model/clevr.pt', weights_only=True)['centre_refiner']['config'].get('scale_evidence') is None)"; then
+  $air3d calibrate-scales --checkpoint assets/model/clevr.pt
+fi
 
 # Commit the run back, and the REPORT's figures: both test sets, the learning curve, and the
 # best, median and worst Blender images beside our drawing of q's answer.

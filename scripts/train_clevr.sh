@@ -44,7 +44,8 @@ chmod 644 assets/model/clevr.pt
 # camera (model/camera_fit.py). (The shipped one: 4,000 steps without scales, then
 # `train-centres --from-existing --steps 3000` with them, about 45 minutes beside training,
 # then 3,000 more the same way once it also named the kinds, about 25 minutes alone, then
-# `--scenes 6000 --steps 4000 --from-existing --context`, about 50 minutes alone.)
+# `--scenes 6000 --steps 4000 --from-existing --context`, about 50 minutes alone, then
+# `--scenes 3000 --steps 3000 --from-existing --context --contact-shadows 0.5`, about 20.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

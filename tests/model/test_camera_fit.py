@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from air3d.model.camera_fit import EyePrior, fit_eyes, to_cartesian, to_spherical
-from air3d.renderer import SceneBatch, open_world
-from air3d.renderer.camera import project, projection_matrices, unproject_to_plane, view_depths
-from air3d.renderer.prior import sample_scenes
+from air3d.renderer import open_world
+from air3d.renderer.camera import projection_matrices, unproject_to_plane, view_depths
+from tests.model.views import prior_views
 
 
 def test_spherical_and_cartesian_are_inverse(world):
@@ -23,24 +23,9 @@ def test_view_depth_is_the_distance_along_the_line_of_sight(world):
     assert view_depths(world, ahead, eye).item() == pytest.approx(4.0, abs=1e-5)
 
 
-def _views(world, shapes, n: int, seed: int):
-    """n prior scenes from their jittered eyes: image points, heights, exact log scales,
-    image index, true ground positions and true eyes."""
-    scenes = sample_scenes(world, shapes, n, seed)
-    latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    scene, slot = latents.present.nonzero(as_tuple=True)
-    heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
-    xz = latents.xz[scene, slot]
-    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
-    eyes = latents.eye.float()
-    uv = project(centres, projection_matrices(world, eyes)[scene])
-    log_scales = torch.log(heights / view_depths(world, centres, eyes[scene]))
-    return uv, heights, log_scales, scene, xz, eyes
-
-
 def test_exact_scales_give_back_the_distance_and_elevation(tiny_clevr_world):
     world, shapes = open_world(tiny_clevr_world)
-    uv, heights, log_scales, scene, xz, true_eyes = _views(world, shapes, 40, 0)
+    uv, heights, log_scales, scene, xz, true_eyes = prior_views(world, shapes, 40, 0)
     start = torch.tensor([world.camera.position]).expand(40, 3)
     # Keep only images with objects, and give the start the true azimuth, which the fit
     # keeps (the floor does not show it).
@@ -66,7 +51,7 @@ def test_exact_scales_give_back_the_distance_and_elevation(tiny_clevr_world):
 def test_without_a_clear_answer_the_prior_holds_the_eye(tiny_clevr_world):
     """Very noisy scales: the fit stays near the prior's mean eye."""
     world, shapes = open_world(tiny_clevr_world)
-    uv, heights, log_scales, scene, _, _ = _views(world, shapes, 10, 1)
+    uv, heights, log_scales, scene, _, _ = prior_views(world, shapes, 10, 1)
     noisy = log_scales + torch.randn(len(log_scales), generator=torch.Generator().manual_seed(0))
     start = torch.tensor([world.camera.position]).expand(10, 3)
     eyes = fit_eyes(world, uv, heights, noisy, scene, start, noise=10.0)

@@ -17,24 +17,15 @@ from air3d.model.scale_calibration import (
     calibrate_scales,
     sample_evenly,
 )
-from air3d.renderer import SceneBatch, open_world
-from air3d.renderer.camera import project, projection_matrices, view_depths
-from air3d.renderer.prior import sample_scenes
+from air3d.renderer import open_world
+from tests.model.views import prior_views
 
 
 def _readings(world, shapes, n: int, seed: int, bias: float, noise: float) -> ScaleReadings:
     """What a refiner that reads log scales off by `bias`, with Gaussian noise of std
     `noise`, reads in n prior scenes; the starting eyes carry the true azimuths (which the
     floor hides) at the camera's own distance and elevation."""
-    scenes = sample_scenes(world, shapes, n, seed)
-    latents = SceneBatch.from_scenes(scenes, shapes, world.max_objects)
-    scene, slot = latents.present.nonzero(as_tuple=True)
-    heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
-    xz = latents.xz[scene, slot]
-    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
-    eyes = latents.eye.float()
-    uv = project(centres, projection_matrices(world, eyes)[scene])
-    exact = torch.log(heights / view_depths(world, centres, eyes[scene]))
+    uv, heights, exact, scene, _, eyes = prior_views(world, shapes, n, seed)
     g = torch.Generator().manual_seed(seed)
     read = exact + bias + noise * torch.randn(len(exact), generator=g)
     _, _, azimuth = to_spherical(eyes.double(), world)

@@ -11,7 +11,7 @@ rank 0 merges them after a barrier (see sharding.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,12 +170,21 @@ def _read_batch(sources: Sequence[str], canvas: Canvas) -> list[tuple[str, torch
 
 
 def read_image_batches(
-    sources: Sequence[str], canvas: Canvas, batch_size: int
+    sources: Sequence[str],
+    canvas: Canvas,
+    batch_size: int,
+    on_error: Callable[[str], object] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """The readable images among `sources` on the canvas, in batches (B, 3, S, S)."""
+    """The readable images among `sources` on the canvas, in batches (B, 3, S, S); each
+    unreadable one's message goes to `on_error` (None: skipped quietly)."""
     for start in range(0, len(sources), batch_size):
         loaded = _read_batch(sources[start : start + batch_size], canvas)
-        images = [image for _, image in loaded if isinstance(image, torch.Tensor)]
+        images = []
+        for _, image in loaded:
+            if isinstance(image, torch.Tensor):
+                images.append(image)
+            elif on_error is not None:
+                on_error(image)
         if images:
             yield torch.stack(images)
 

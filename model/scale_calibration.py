@@ -197,6 +197,13 @@ def can_calibrate(predictor: Predictor) -> bool:
     )
 
 
+def calibration_sample(predictor: Predictor, n: int) -> list[int]:
+    """Which of a set of n images `--calibrate-scales auto` calibrates on: up to
+    SAMPLE_IMAGES spread over them, where the predictor can calibrate and the set holds
+    MIN_IMAGES or more; none otherwise."""
+    return sample_evenly(n) if can_calibrate(predictor) and n >= MIN_IMAGES else []
+
+
 def sample_evenly(n: int, k: int = SAMPLE_IMAGES) -> list[int]:
     """At most k of n indices, spread evenly over them (all n where n <= k)."""
     return sorted({i * n // k for i in range(k)}) if n > k else list(range(n))

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from air3d.batch import find_images
-from air3d.images import ImageError, read_image
+from air3d.batch.infer import read_image_batches
 from air3d.model import Predictor
 from air3d.model.centre_refiner import write_centre_refiner
 from air3d.model.scale_calibration import REFERENCE_SCENES, measure_scales, reference_batches
@@ -80,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         sources = find_images(args.images)[: args.limit]
-        batches = _read_batches(predictor, sources, args.batch_size)
+        batches = read_image_batches(
+            sources, predictor.canvas, args.batch_size, lambda error: print(f"skipped: {error}")
+        )
         theirs = measure_scales(predictor, tqdm(batches, "images", disable=not progress))
         shift, factor = theirs.apply(refiner)
         message = (
@@ -92,19 +92,3 @@ def run(args: argparse.Namespace) -> int:
     write_centre_refiner(out, refiner)
     print(message)
     return 0
-
-
-def _read_batches(
-    predictor: Predictor, sources: list[str], batch_size: int
-) -> Iterator[torch.Tensor]:
-    """The images at `sources` on the predictor's canvas, in batches; unreadable ones are
-    skipped and named."""
-    for start in range(0, len(sources), batch_size):
-        images = []
-        for source in sources[start : start + batch_size]:
-            try:
-                images.append(read_image(source, predictor.canvas))
-            except ImageError as error:
-                print(f"skipped: {error}")
-        if images:
-            yield torch.stack(images)

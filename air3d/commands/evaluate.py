@@ -36,7 +36,7 @@ from air3d.evaluation import (
 from air3d.evaluation.set_prediction import CLEVR_THRESHOLDS
 from air3d.evaluation.targets import load_targets, world_targets
 from air3d.model import Predictor, choose_checkpoint
-from air3d.model.scale_calibration import MIN_IMAGES, calibrate_to, can_calibrate, sample_evenly
+from air3d.model.scale_calibration import calibrate_to, calibration_sample
 from air3d.model.shipped import check_world
 from air3d.renderer import ShapeLibrary, World
 from air3d.renderer.worlds import kinds_of, world_files
@@ -190,10 +190,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _calibrate_scales(predictor: Predictor, images: torch.Tensor, batch_size: int) -> None:
     """As `air3d infer --calibrate-scales auto`: the scales calibrated, in memory, on up to
     SAMPLE_IMAGES of the images (no labels), where the model can and the set is large enough."""
-    if not can_calibrate(predictor) or len(images) < MIN_IMAGES:
-        return
-    sample = images[sample_evenly(len(images))]
-    print(calibrate_to(predictor, sample.split(batch_size)), file=sys.stderr)
+    picked = calibration_sample(predictor, len(images))
+    if picked:
+        print(calibrate_to(predictor, images[picked].split(batch_size)), file=sys.stderr)
 
 
 def _device(name: str) -> torch.device:

@@ -23,8 +23,7 @@ from air3d.model.scale_calibration import (
     MIN_IMAGES,
     SAMPLE_IMAGES,
     calibrate_to,
-    can_calibrate,
-    sample_evenly,
+    calibration_sample,
 )
 from air3d.model.shipped import check_world
 
@@ -107,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, device, max_objects=args.max_objects, refine=args.refine
     )
     check_world(predictor.world, args.world, checkpoint)
-    if args.calibrate_scales == "auto" and can_calibrate(predictor) and len(sources) >= MIN_IMAGES:
-        sample = [sources[i] for i in sample_evenly(len(sources))]
+    picked = calibration_sample(predictor, len(sources)) if args.calibrate_scales == "auto" else []
+    if picked:
+        sample = [sources[i] for i in picked]
         batches = read_image_batches(sample, predictor.canvas, args.batch_size)
         print(calibrate_to(predictor, batches), file=sys.stderr)
     with process_group(shard):

@@ -1,6 +1,7 @@
 """q's own speed: latency at batch 1, throughput batched, and where the time goes.
 
     .venv/bin/python benchmarks/q.py [--baseline REF] [--checkpoint PATH] [--threads 1]
+        [--device cpu|cuda]
 
 Times `Predictor.infer` without the fit (benchmarks/fit.py times that): q's forward pass
 (the frozen graph of model/frozen.py) plus building the answers, on prior samples at
@@ -37,6 +38,8 @@ from pathlib import Path
 import torch
 from prior_images import prior_images
 
+from render import synchronize
+
 from air3d.allocator import keep_freed_memory
 from air3d.model import DEFAULT_CHECKPOINT, Predictor
 
@@ -61,7 +64,9 @@ def baseline_predictor_class(ref: str, folder: Path) -> type:
     return importlib.import_module("baseline_model.predictor").Predictor
 
 
-def _time_in_turn(predictors: dict, images: torch.Tensor, repeats: int, block: int = 10) -> dict:
+def _time_in_turn(
+    predictors: dict, images: torch.Tensor, repeats: int, device: torch.device, block: int = 10
+) -> dict:
     """Median wall and thread-CPU seconds per call of each predictor. The predictors take
     turns in blocks of `block` calls, so that each meets the same machine state and runs
     from its own warm caches (as a server's next call does); a block's first call, which
@@ -77,6 +82,7 @@ def _time_in_turn(predictors: dict, images: torch.Tensor, repeats: int, block: i
             for _ in range(block):
                 start_wall, start_cpu = time.perf_counter(), time.thread_time()
                 predictor.infer(images)
+                synchronize(device)
                 wall[name].append(time.perf_counter() - start_wall)
                 cpu[name].append(time.thread_time() - start_cpu)
     return {
@@ -105,8 +111,11 @@ def _compare_answers(before, after, images: torch.Tensor) -> str:
     )
 
 
-def _breakdown(predictor: Predictor, images: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each submodule (summed over its calls) and the rest."""
+def _breakdown(
+    predictor: Predictor, images: torch.Tensor, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds per call of each submodule (summed over its calls) and the rest (on
+    CUDA each hook waits for the kernels before it: slower, but each part's own time)."""
     spent: dict[str, list[float]] = defaultdict(list)
     started: dict[str, float] = {}
     current: dict[str, float] = defaultdict(float)
@@ -116,17 +125,21 @@ def _breakdown(predictor: Predictor, images: torch.Tensor, repeats: int) -> dict
             continue
 
         def pre(_module, _inputs, name=name) -> None:
+            synchronize(device)
             started[name] = time.perf_counter()
 
         def post(_module, _inputs, _output, name=name) -> None:
+            synchronize(device)
             current[name] += time.perf_counter() - started[name]
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     predictor.infer(images)  # warm-up
     for _ in range(repeats):
         current.clear()
+        synchronize(device)
         start = time.perf_counter()
         predictor.infer(images)
+        synchronize(device)
         total = time.perf_counter() - start
         for name, seconds in current.items():
             spent[name].append(seconds)
@@ -147,11 +160,13 @@ def main() -> None:
     parser.add_argument(
         "--page-faults", action="store_true", help="leave the C allocator as it is (allocator.py)"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if not args.page_faults:
         keep_freed_memory()  # as the air3d command and the service's inference process do
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device, fit=False)
     started = time.perf_counter()
     predictor.warmup()
     warmup = time.perf_counter() - started
@@ -160,15 +175,15 @@ def main() -> None:
     if args.baseline:
         before = baseline_predictor_class(args.baseline, Path(folder.name))
         no_fit = {"fit": False} if "fit" in signature(before.from_checkpoint).parameters else {}
-        before = before.from_checkpoint(args.checkpoint, "cpu", **no_fit)
+        before = before.from_checkpoint(args.checkpoint, device, **no_fit)
         predictors = {"before": before, **predictors}
     images = prior_images(predictor, args.batch)
     load = os.getloadavg()[0]
     sizes = (1, args.batch)
-    timings = {size: _time_in_turn(predictors, images[:size], args.repeats) for size in sizes}
-    eager = Predictor.from_checkpoint(args.checkpoint, "cpu", fit=False, frozen=False)
-    rows = {size: _breakdown(eager, images[:size], args.repeats) for size in sizes}
-    print(f"checkpoint {args.checkpoint.name}; torch threads {torch.get_num_threads()}; "
+    timings = {size: _time_in_turn(predictors, images[:size], args.repeats, device) for size in sizes}
+    eager = Predictor.from_checkpoint(args.checkpoint, device, fit=False, frozen=False)
+    rows = {size: _breakdown(eager, images[:size], args.repeats, device) for size in sizes}
+    print(f"checkpoint {args.checkpoint.name} on {device}; torch threads {torch.get_num_threads()}; "
           f"load average (1 min) before {load:.1f}, after {os.getloadavg()[0]:.1f}; "
           f"warm-up (freezing q's graphs) {warmup:.2f} s")  # fmt: skip
     if args.baseline:

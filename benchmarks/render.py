@@ -59,7 +59,7 @@ class Row:
     peak_mb: float
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -124,12 +124,12 @@ def _timed(run: Callable[[], None], device: torch.device, repeats: int) -> tuple
     if device.type != "cuda":
         sampler.start()
     run()  # warm-up
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     done.set()
     if device.type == "cuda":

@@ -1,7 +1,7 @@
 """Training throughput: images per second through each part of a training step.
 
     .venv/bin/python benchmarks/train_throughput.py --world tabletop|clevr|PATH
-        [--batches 16,64] [--where regress,spatial] [--threads 1] [--repeats 3]
+        [--batches 16,64] [--where regress,spatial] [--threads 1] [--repeats 3] [--device cpu]
 
 What an hour of training buys (issue 18, item 3). For each batch size and each `where`
 (ModelConfig.where: the regressing AIR, the spatial one), on scenes drawn from the world's
@@ -37,29 +37,34 @@ from air3d.renderer import WORLD_HELP, SceneBatch, SceneRenderer, open_world
 from air3d.renderer.prior import sample_scenes
 
 sys.path.insert(0, str(Path(__file__).parent))
-from render import machine  # noqa: E402  (benchmarks/render.py: the machine, in words)
+from render import machine, synchronize  # noqa: E402  (benchmarks/render.py: the machine, in words)
 
 
-def seconds(run: Callable[[], None], repeats: int) -> float:
-    """Median wall seconds of `repeats` runs after one warm-up run."""
+def seconds(run: Callable[[], None], repeats: int, device: torch.device) -> float:
+    """Median wall seconds of `repeats` runs after one warm-up run (on CUDA, each run's
+    kernels finished: they run asynchronously)."""
     run()
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         run()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def measure(world_name: str | None, batch: int, where: str, repeats: int) -> dict[str, float]:
+def measure(
+    world_name: str | None, batch: int, where: str, repeats: int, device: torch.device
+) -> dict[str, float]:
     """Images per second of each part (this module's docstring) at one batch size."""
     world, shapes = open_world(world_name)
-    renderer = SceneRenderer(world, shapes)
+    renderer = SceneRenderer(world, shapes, device)
     config = TrainConfig()
     torch.manual_seed(0)
-    trainee = Trainee(ModelConfig(where=where), world, shapes, config.extra_steps)
+    trainee = Trainee(ModelConfig(where=where), world, shapes, config.extra_steps).to(device)
     optimizer = torch.optim.Adam(trainee.parameters(), lr=config.elbo_lr)
-    scenes = SceneBatch.from_scenes(sample_scenes(world, shapes, batch, 0), shapes)
+    scenes = SceneBatch.from_scenes(sample_scenes(world, shapes, batch, 0), shapes).to(device)
     with torch.no_grad():
         images = renderer(scenes, "crisp")
 
@@ -79,11 +84,11 @@ def measure(world_name: str | None, batch: int, where: str, repeats: int) -> dic
         optimizer.step()
 
     timed = {
-        "render crisp": seconds(lambda: render("crisp"), repeats),
-        "render soft": seconds(lambda: render("soft"), repeats),
-        "q forward": seconds(forward, repeats),
-        "sleep step": seconds(lambda: step("sleep"), repeats),
-        "ELBO step": seconds(lambda: step("elbo"), repeats),
+        "render crisp": seconds(lambda: render("crisp"), repeats, device),
+        "render soft": seconds(lambda: render("soft"), repeats, device),
+        "q forward": seconds(forward, repeats, device),
+        "sleep step": seconds(lambda: step("sleep"), repeats, device),
+        "ELBO step": seconds(lambda: step("elbo"), repeats, device),
     }
     timed["sleep, fresh scenes"] = timed["render crisp"] + timed["sleep step"]
     return {part: batch / spent for part, spent in timed.items()}
@@ -96,7 +101,9 @@ def main() -> None:
     parser.add_argument("--where", default="regress,spatial", help="ModelConfig.where values")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     wheres = args.where.split(",")
@@ -105,11 +112,11 @@ def main() -> None:
     rows = []
     for where in wheres:
         for batch in batches:
-            rates = measure(args.world, batch, where, args.repeats)
+            rates = measure(args.world, batch, where, args.repeats, device)
             rows.append((where, batch, rates))
     parts = list(rows[0][2])
     print(f"world {world.name}, {world.image_size}x{world.image_size}, up to "
-          f"{world.max_objects} objects; {machine(torch.device('cpu'))}")  # fmt: skip
+          f"{world.max_objects} objects; {machine(device)}")  # fmt: skip
     print(
         f"load average (1 min) before/after: {load_before[0]:.1f}/{os.getloadavg()[0]:.1f}; "
         f"median of {args.repeats} runs; took {time.perf_counter() - started:.0f} s; images/s"

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import torch
 from prior_images import prior_images
-
 from render import synchronize
 
 from air3d.allocator import keep_freed_memory
@@ -180,10 +179,13 @@ def main() -> None:
     images = prior_images(predictor, args.batch)
     load = os.getloadavg()[0]
     sizes = (1, args.batch)
-    timings = {size: _time_in_turn(predictors, images[:size], args.repeats, device) for size in sizes}
+    timings = {
+        size: _time_in_turn(predictors, images[:size], args.repeats, device) for size in sizes
+    }
     eager = Predictor.from_checkpoint(args.checkpoint, device, fit=False, frozen=False)
     rows = {size: _breakdown(eager, images[:size], args.repeats, device) for size in sizes}
-    print(f"checkpoint {args.checkpoint.name} on {device}; torch threads {torch.get_num_threads()}; "
+    print(f"checkpoint {args.checkpoint.name} on {device}; "
+          f"torch threads {torch.get_num_threads()}; "
           f"load average (1 min) before {load:.1f}, after {os.getloadavg()[0]:.1f}; "
           f"warm-up (freezing q's graphs) {warmup:.2f} s")  # fmt: skip
     if args.baseline:

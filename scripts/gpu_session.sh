@@ -16,7 +16,7 @@ export PYTHONPATH=/tmp/site:/tmp/pkg
 air3d() { python3 -m air3d.cli "$@"; }
 nvidia-smi -L; python3 -c "import torch, pytorch3d; print(torch.__version__, pytorch3d.__version__, torch.cuda.get_device_name())"
 {
-  echo "## q on CUDA"; timeout 60 python3 benchmarks/q.py --device cuda --batch 64 --repeats 50
+  echo "## q on CUDA"; timeout 60 python3 benchmarks/q.py --checkpoint assets/model/clevr.pt --device cuda --batch 64 --repeats 50
   echo "## training throughput on CUDA"
   timeout 90 python3 benchmarks/train_throughput.py --world clevr --device cuda --batches 32,256 --where spatial --threads 4
   echo "## renderer on CUDA"; timeout 60 python3 benchmarks/render.py --world clevr --device cuda --batches 1,32,256

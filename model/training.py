@@ -224,9 +224,8 @@ class Trainer:
         refresh = None
         if c.refresh_every:
             refresh = PoolRefresh(
-                c.refresh_every, c.refresh_size, seed, self.world, self.shapes, self.device,
-                self.looks,
-            )  # fmt: skip
+                c.refresh_every, c.refresh_size, seed, self.world, self.shapes, self.looks
+            )
             pool = refresh.restore(self.step, c.pool_size, first_pool)
         else:
             pool = first_pool()

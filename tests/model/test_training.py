@@ -258,7 +258,7 @@ def test_pool_refresh_writes_fresh_scenes_over_the_oldest(world, shapes):
 
     pool = ScenePool.sample(10, 3, world, shapes, SceneRenderer(world, shapes))
     before = pool.images.clone()
-    refresh = PoolRefresh(2, 4, 3, world, shapes, torch.device("cpu"))
+    refresh = PoolRefresh(2, 4, 3, world, shapes)
     for step in range(1, 7):  # blocks 0, 1, 2 written at steps 2, 4, 6
         refresh.after_step(pool, step)
     refresh.close()
@@ -268,4 +268,4 @@ def test_pool_refresh_writes_fresh_scenes_over_the_oldest(world, shapes):
     assert torch.equal(pool.images[2:4], refresh.block(0).images[2:])
     assert not torch.equal(pool.images, before)
     with pytest.raises(ValueError, match="refresh_every"):
-        PoolRefresh(0, 4, 3, world, shapes, torch.device("cpu"))
+        PoolRefresh(0, 4, 3, world, shapes)

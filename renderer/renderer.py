@@ -29,7 +29,9 @@ Where the time goes on CPU, and what this module does about it:
   shading at every fragment (what SoftPhongShader and HardPhongShader do) gives each face
   one colour. It is computed once per face and gathered through pix_to_face. Exact while
   the world's light has no specular term; with one, the highlight is evaluated at the
-  face centre.
+  face centre. Worlds with `shading.smooth_angle` (CLEVR: round shapes, as Blender draws
+  them) are shaded per covered fragment instead, with normals interpolated between the
+  faces' corner normals (`corner_normals`, `fragment_colors`).
 - Crisp mode, like soft mode, rasterises the objects only and paints them over the
   image of the empty ground: the ground quad covered every pixel. The ground's pixels are
   found by casting each pixel's ray onto the plane (`_floor_of`), per camera: no
@@ -44,9 +46,11 @@ Timings and what remains: benchmarks/RESULTS.md (Renderer).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch3d.renderer import (
@@ -85,6 +89,12 @@ class SceneRenderer(torch.nn.Module):
         self.world, self.shapes = world, shapes
         self.device = torch.device(device)
         self._templates = [_unshared(mesh.verts, mesh.faces, self.device) for mesh in shapes.meshes]
+        smooth = 0.0 if world.shading is None else world.shading.smooth_angle
+        # each kind's faces' corner normals (F, 3, 3): shaded per pixel between them
+        self._corner_normals = [
+            corner_normals(mesh.verts, mesh.faces, smooth).to(self.device)
+            for mesh in shapes.meshes
+        ] if smooth > 0 else None  # fmt: skip
         self.appearance = Appearance(world, shapes, self.device)
         self._heights = torch.tensor([spec.height for spec in shapes.specs], device=self.device)
         self._materials = torch.tensor(  # (K, 2) each kind's highlight
@@ -181,14 +191,15 @@ class SceneRenderer(torch.nn.Module):
         else:
             meshes, objects = self.meshes(batch, ground=False), self.object_faces(batch)
             materials = self.face_materials(batch)
+            normals = self.face_corner_normals(batch)
             if self.appearance.casts_shadows() and self.world.shading is not None:
                 ground = self._lamp_shadowed(ground, meshes, objects, mode, eye)
             elif self.appearance.casts_shadows():
                 ground = self._shadowed(ground, meshes, objects, mode, eye)
             if mode == "crisp":
-                images = self._paint(meshes, objects, ground, materials, eye)
+                images = self._paint(meshes, objects, ground, materials, eye, normals)
             else:
-                images = self._soft(meshes, objects, ground, materials, eye)
+                images = self._soft(meshes, objects, ground, materials, eye, normals)
         images = self._letterbox(images)
         return self.appearance.tone(images.permute(0, 3, 1, 2).clamp(0.0, 1.0))
 
@@ -302,6 +313,50 @@ class SceneRenderer(torch.nn.Module):
         if self.world.shading is not None:
             materials = torch.cat([materials, self.appearance.mirrors()], -1)
         return materials[kinds].repeat_interleave(self._face_counts[kinds], dim=0)
+
+    def face_corner_normals(self, batch: SceneBatch) -> torch.Tensor | None:
+        """Each object face's corner normals (F, 3, 3) in the order meshes() packs them,
+        turned by the objects' yaws; None in a world shaded flat (no `smooth_angle`)."""
+        if self._corner_normals is None:
+            return None
+        places, kinds = self.packed_objects(batch)
+        normals = torch.cat([self._corner_normals[k] for k in kinds.tolist()])  # (F, 3, 3)
+        yaw = batch.yaw[places[:, 0], places[:, 1]].to(self.device)
+        yaw = yaw.repeat_interleave(self._face_counts[kinds.to(self.device)])[:, None]  # (F, 1)
+        cos, sin = torch.cos(yaw), torch.sin(yaw)
+        x, y, z = normals.unbind(-1)  # (F, 3) each; as _pose turns the vertices
+        return torch.stack([cos * x + sin * z, y, -sin * x + cos * z], -1)
+
+    def fragment_colors(
+        self,
+        meshes: Meshes,
+        face_verts: torch.Tensor,
+        faces: torch.Tensor,
+        pixel: torch.Tensor,
+        size: int,
+        normals: torch.Tensor,
+        materials: torch.Tensor | None = None,
+        eye: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Smooth shading: the lit colour (P, K, 3) of each fragment, faces (P, K) (-1 empty)
+        at pixels (P,) of a size x size image, its normal interpolated from the faces'
+        corner normals (F, 3, 3) and its point from their vertices (screen-space
+        barycentrics of the NDC faces (F, 3, 3)). Empty slots are black."""
+        _, bary, _ = pixel_fragments(face_verts, faces, pixel, size, clip_bary=True)
+        slot = (faces >= 0).nonzero(as_tuple=True)
+        face, weights = faces[slot], bary[slot][..., None]  # (M,), (M, 3, 1)
+        world = meshes.verts_packed()[meshes.faces_packed()]  # (F, 3, 3)
+        points = (weights * world[face]).sum(1)
+        normal = F.normalize((weights * normals[face]).sum(1), dim=-1)
+        albedo = meshes.textures.verts_features_packed()[meshes.faces_packed()[face, 0]]
+        viewer = self._eye if eye is None else eye[meshes.faces_packed_to_mesh_idx()[face]]
+        look = self.appearance
+        colors = shading.shade_points(
+            points, normal, albedo, viewer, look.light(), look.ground_color(),
+            None if materials is None else materials[face], look.horizon(),
+            self.world.shading.sky,
+        )  # fmt: skip
+        return colors.new_zeros(*faces.shape, 3).index_put(slot, colors)
 
     def face_colors(
         self,
@@ -473,15 +528,39 @@ class SceneRenderer(torch.nn.Module):
         return ground - look.ground_color() * lost
 
     def _paint(
-        self, meshes: Meshes, objects: list[int], under: torch.Tensor, materials=None, eye=None
+        self,
+        meshes: Meshes,
+        objects: list[int],
+        under: torch.Tensor,
+        materials=None,
+        eye=None,
+        normals: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Crisp: each pixel's nearest face colour over `under` (1 or B, H, W, 3); (B, H, W, 3)."""
-        pix_to_face = self.rasterize(self.project(meshes, eye), objects, "crisp")[..., 0]
-        colors = self.face_colors(meshes, materials, eye)[pix_to_face.clamp(min=0)]
-        return torch.where((pix_to_face >= 0)[..., None], colors, under)
+        """Crisp: each pixel's nearest face colour over `under` (1 or B, H, W, 3); (B, H, W, 3).
+        With corner `normals` (smooth shading), each covered pixel is shaded on its own."""
+        ndc = self.project(meshes, eye)
+        face_verts = ndc.verts_packed()[ndc.faces_packed()]  # before rasterising: see _soft
+        pix_to_face = self.rasterize(ndc, objects, "crisp")[..., 0]
+        if normals is None:
+            colors = self.face_colors(meshes, materials, eye)[pix_to_face.clamp(min=0)]
+            return torch.where((pix_to_face >= 0)[..., None], colors, under)
+        B, H, W = pix_to_face.shape
+        pixels = (pix_to_face >= 0).reshape(-1).nonzero()[:, 0]
+        faces = pix_to_face.reshape(-1)[pixels][:, None]  # (P, 1)
+        colors = self.fragment_colors(
+            meshes, face_verts, faces, pixels % (H * W), H, normals, materials, eye
+        )
+        image = under.expand(B, H, W, 3).reshape(B * H * W, 3)
+        return image.index_put((pixels,), colors[:, 0]).reshape(B, H, W, 3)
 
     def _soft(
-        self, meshes: Meshes, objects: list[int], ground: torch.Tensor, materials=None, eye=None
+        self,
+        meshes: Meshes,
+        objects: list[int],
+        ground: torch.Tensor,
+        materials=None,
+        eye=None,
+        normals: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Soft: SoftRas blending of the objects, composited over the ground; (B, H, W, 3)."""
         ndc = self.project(meshes, eye)
@@ -501,7 +580,12 @@ class SceneRenderer(torch.nn.Module):
             pix_to_face=faces[:, None, None], zbuf=zbuf[:, None, None], bary_coords=None,
             dists=dists[:, None, None],
         )  # fmt: skip
-        colors = self.face_colors(meshes, materials, eye)[hit.pix_to_face.clamp(min=0)]
+        if normals is None:
+            colors = self.face_colors(meshes, materials, eye)[hit.pix_to_face.clamp(min=0)]
+        else:
+            colors = self.fragment_colors(
+                meshes, face_verts, faces, pixels % (H * W), H, normals, materials, eye
+            )[:, None, None]  # (P, 1, 1, K, 3)
         cam, soft = self.world.camera, self.world.rendering
         blend = BlendParams(soft.soft_sigma, soft.soft_gamma, self.appearance.background())
         rgb = softmax_rgb_blend(colors, hit, blend, cam.znear, cam.zfar)[..., :3]
@@ -576,6 +660,34 @@ def _silhouette(pix_to_face: torch.Tensor, dists: torch.Tensor, world: World) ->
     outside = 2.0 * torch.sigmoid(-dists.clamp(min=0.0) / world.rendering.soft_sigma)
     coverage = torch.where(dists <= 0, torch.ones_like(dists), outside) * (pix_to_face >= 0)
     return 1.0 - torch.prod(1.0 - coverage, dim=-1, keepdim=True)
+
+
+def corner_normals(verts: np.ndarray, faces: np.ndarray, smooth_angle: float) -> torch.Tensor:
+    """Each face corner's shading normal (F, 3, 3): the area-weighted mean of the unit
+    normals of the faces at that corner's position that meet this face's at less than
+    `smooth_angle` degrees (Blender's shade smooth by angle; vertices at one position are
+    one, so a mesh's seams do not crease it). Flat faces keep their own normal. Normals do
+    not change with scale: the kinds of a shape (sizes) share one computation."""
+    verts = np.asarray(verts, np.float64)
+    unit = verts / max(float(np.abs(verts).max()), 1e-12)
+    faces = np.asarray(faces, np.int64)
+    return _corner_normals(unit.round(6).tobytes(), faces.tobytes(), smooth_angle)
+
+
+@functools.lru_cache(maxsize=64)
+def _corner_normals(verts: bytes, faces: bytes, smooth_angle: float) -> torch.Tensor:
+    v = torch.from_numpy(np.frombuffer(verts, np.float64).reshape(-1, 3).copy())
+    f = torch.from_numpy(np.frombuffer(faces, np.int64).reshape(-1, 3).copy())
+    corners = v[f]  # (F, 3, 3)
+    cross = torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    unit = F.normalize(cross, dim=-1)  # outward for counter-clockwise faces; |cross|: 2 area
+    _, position = torch.unique(torch.round(v * 1e5), dim=0, return_inverse=True)
+    at = position[f]  # (F, 3): each corner's position
+    touches = (at.reshape(-1, 1, 1) == at[None]).any(-1)  # (3F, F): faces at each corner
+    near = (unit @ unit.T) > math.cos(math.radians(smooth_angle))  # (F, F)
+    share = touches & near.repeat_interleave(3, dim=0)  # (3F, F)
+    normals = F.normalize(share.double() @ cross, dim=-1)
+    return normals.reshape(-1, 3, 3).float()
 
 
 def _unshared(verts, faces, device) -> tuple[torch.Tensor, torch.Tensor]:

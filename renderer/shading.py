@@ -9,7 +9,8 @@ world that declares `shading` (ShadingConfig) is drawn here as:
   inverse square makes the floor's falloff; the cosine off the axis is an area lamp's
   Lambertian emission), plus the world's `light` as before: ambient + a directional sun.
 - Diffuse: albedo * (ambient + sun + the lamps), once per face (flat shading, as
-  renderer.py's `_shade`), and per pixel on the floor.
+  renderer.py's `_shade`), or with `smooth_angle` per pixel with normals interpolated
+  across the faces of round surfaces (shade_points), and per pixel on the floor.
 - Highlights: each lamp's and the sun's Phong lobe, specular * (r . v) ** shininess,
   scaled by what the light delivers there, in the hue of the mirror (metal's are coloured).
 - Mirrors (ShapeSpec.mirror, a material's reflect and tint): the view ray reflected about
@@ -90,42 +91,58 @@ def shade_faces(
     sky: float = 0.0,
 ) -> torch.Tensor:
     """Faces (F, 3, 3) of albedo (F, 3) to their lit colour (F, 3), seen from `eye` ((3,)
-    or per face (F, 3)). `materials` (F, 5): each face's specular, shininess and mirror
-    colour (3); None: matte."""
-    centres = verts.mean(1)  # (F, 3)
+    or per face (F, 3)): shade_points at each face's centre with its flat normal."""
     # unit, outward for counter-clockwise faces (see renderer.py's _shade)
     normals = F.normalize(
         torch.cross(verts[:, 1] - verts[:, 0], verts[:, 2] - verts[:, 0], dim=-1), dim=-1
     )
-    sun_cos = (normals * light.sun).sum(-1, keepdim=True)  # (F, 1)
-    lamps, towards = lamp_light(centres, normals, light.lamps)  # (F, L, 3) each
+    return shade_points(
+        verts.mean(1), normals, albedo, eye, light, floor_albedo, materials, horizon, sky
+    )
+
+
+def shade_points(
+    points: torch.Tensor,
+    normals: torch.Tensor,
+    albedo: torch.Tensor,
+    eye: torch.Tensor,
+    light: Light,
+    floor_albedo: torch.Tensor,
+    materials: torch.Tensor | None = None,
+    horizon: float | torch.Tensor = 0.1,
+    sky: float = 0.0,
+) -> torch.Tensor:
+    """Surface points (M, 3) with unit normals (M, 3) and albedo (M, 3) to their lit colour
+    (M, 3), seen from `eye` ((3,) or per point (M, 3)). `materials` (M, 5): each point's
+    specular, shininess and mirror colour (3); None: matte."""
+    sun_cos = (normals * light.sun).sum(-1, keepdim=True)  # (M, 1)
+    lamps, towards = lamp_light(points, normals, light.lamps)  # (M, L, 3) each
     irradiance = light.ambient + light.sun_intensity * sun_cos.clamp(min=0.0) + lamps.sum(1)
     colors = irradiance * albedo
     if materials is None:
         return colors
     specular, shininess, mirror = materials[:, :1], materials[:, 1:2], materials[:, 2:5]
-    view = F.normalize(eye - centres, dim=-1)  # (F, 3)
+    view = F.normalize(eye - points, dim=-1)  # (M, 3)
     # Phong: the sun's and each lamp's light reflected about the normal, against the view
     sun_reflect = 2.0 * sun_cos * normals - light.sun
     sun_facing = (view * sun_reflect).sum(-1, keepdim=True).clamp(min=1e-6)
     shine = light.sun_intensity * sun_facing.pow(shininess) * (sun_cos > 0)
-    lamp_cos = (normals[:, None] * towards).sum(-1, keepdim=True)  # (F, L, 1)
+    lamp_cos = (normals[:, None] * towards).sum(-1, keepdim=True)  # (M, L, 1)
     reflect = 2.0 * lamp_cos * normals[:, None] - towards
     facing = (view[:, None] * reflect).sum(-1, keepdim=True).clamp(min=1e-6)
     # what the lamp delivers to a surface facing it: lamps / max(cos, eps) would be its
     # irradiance; the highlight uses the lamp's radiance at the point (no surface cosine)
-    d2 = ((light.lamps.positions - centres[:, None]) ** 2).sum(-1, keepdim=True)
+    d2 = ((light.lamps.positions - points[:, None]) ** 2).sum(-1, keepdim=True)
     emit = -(towards * light.lamps.axes).sum(-1, keepdim=True).clamp(max=0.0)
-    delivered = light.lamps.radiance * emit / d2.clamp(min=_TINY)  # (F, L, 3)
+    delivered = light.lamps.radiance * emit / d2.clamp(min=_TINY)  # (M, L, 3)
     shine = shine + (facing.pow(shininess[:, None]) * (lamp_cos > 0) * delivered).sum(1)
     # a highlight is the lamp's mirror image: it takes the mirror's hue (metal's colour)
     strongest = mirror.amax(-1, keepdim=True)
     hue = torch.where(strongest > 0, mirror / strongest.clamp(min=_TINY), torch.ones_like(mirror))
     colors = colors + specular * shine * hue
     if bool((mirror > 0).any()) or mirror.requires_grad:
-        colors = colors + mirror * mirrored(
-            centres, normals, view, light, floor_albedo, horizon, sky
-        )
+        seen = mirrored(points, normals, view, light, floor_albedo, horizon, sky)
+        colors = colors + mirror * seen
     return colors
 
 
@@ -138,7 +155,7 @@ def mirrored(
     horizon: float | torch.Tensor,
     sky: float,
 ) -> torch.Tensor:
-    """What a mirror at each face (F, 3) shows (F, 3): the lit floor where the reflected
+    """What a mirror at each point (F, 3) shows (F, 3): the lit floor where the reflected
     view ray goes down, `sky` where it goes up, blended across a soft horizon."""
     ray = 2.0 * (normals * view).sum(-1, keepdim=True) * normals - view  # (F, 3) unit
     down = (-ray[:, 1:2]).clamp(min=0.05)  # a ray near the horizon meets the floor far away

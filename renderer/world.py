@@ -98,6 +98,10 @@ class ShadingConfig:
     horizon: float = 0.1
     sky: float = 0.0  # linear intensity reflected above the horizon (CLEVR: a black sky)
     floor_extent: float = 100.0  # the lit floor reaches this far from the origin (Blender's)
+    # Faces that meet at less than this many degrees are shaded smooth (normals interpolated
+    # across them, as Blender's shade-smooth-by-angle): round shapes look round, not
+    # faceted. 0: flat, one colour per face (worlds stored before this existed).
+    smooth_angle: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,8 @@ def _shading(section: Any) -> ShadingConfig | None:
     shading = ShadingConfig(**{**section, "lamps": tuple(lamps)})
     if not (0 <= shading.shadow_blur < 0.5 and shading.horizon > 0 and shading.sky >= 0):
         raise ValueError(f"shading: shadow_blur in [0, 0.5), sky >= 0, horizon > 0; got {shading}")
+    if not 0 <= shading.smooth_angle < 90:
+        raise ValueError(f"shading.smooth_angle: degrees in [0, 90), got {shading.smooth_angle}")
     return shading
 
 

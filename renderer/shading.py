@@ -11,8 +11,9 @@ world that declares `shading` (ShadingConfig) is drawn here as:
 - Diffuse: albedo * (ambient + sun + the lamps), once per face (flat shading, as
   renderer.py's `_shade`), or with `smooth_angle` per pixel with normals interpolated
   across the faces of round surfaces (shade_points), and per pixel on the floor.
-- Highlights: each lamp's and the sun's Phong lobe, specular * (r . v) ** shininess,
-  scaled by what the light delivers there, in the hue of the mirror (metal's are coloured).
+- Highlights: each lamp's and the sun's Phong lobe, specular * (r . v) ** shininess *
+  (n . l), scaled by what the light delivers there, in the hue of the mirror (metal's are
+  coloured).
 - Mirrors (ShapeSpec.mirror, a material's reflect and tint): the view ray reflected about
   the face's normal meets the floor, whose unshadowed light there the face mirrors, faded
   to `sky` above the horizon by a sigmoid of width `horizon` (a rough mirror's blur).
@@ -126,7 +127,9 @@ def shade_points(
     # Phong: the sun's and each lamp's light reflected about the normal, against the view
     sun_reflect = 2.0 * sun_cos * normals - light.sun
     sun_facing = (view * sun_reflect).sum(-1, keepdim=True).clamp(min=1e-6)
-    shine = light.sun_intensity * sun_facing.pow(shininess) * (sun_cos > 0)
+    # times the cosine at the surface, so that a highlight fades out at each light's
+    # terminator (a step there draws the terminator as a seam across smooth surfaces)
+    shine = light.sun_intensity * sun_facing.pow(shininess) * sun_cos.clamp(min=0.0)
     lamp_cos = (normals[:, None] * towards).sum(-1, keepdim=True)  # (M, L, 1)
     reflect = 2.0 * lamp_cos * normals[:, None] - towards
     facing = (view[:, None] * reflect).sum(-1, keepdim=True).clamp(min=1e-6)
@@ -135,7 +138,7 @@ def shade_points(
     d2 = ((light.lamps.positions - points[:, None]) ** 2).sum(-1, keepdim=True)
     emit = -(towards * light.lamps.axes).sum(-1, keepdim=True).clamp(max=0.0)
     delivered = light.lamps.radiance * emit / d2.clamp(min=_TINY)  # (M, L, 3)
-    shine = shine + (facing.pow(shininess[:, None]) * (lamp_cos > 0) * delivered).sum(1)
+    shine = shine + (facing.pow(shininess[:, None]) * lamp_cos.clamp(min=0.0) * delivered).sum(1)
     # a highlight is the lamp's mirror image: it takes the mirror's hue (metal's colour)
     strongest = mirror.amax(-1, keepdim=True)
     hue = torch.where(strongest > 0, mirror / strongest.clamp(min=_TINY), torch.ones_like(mirror))

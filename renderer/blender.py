@@ -17,7 +17,9 @@ How the world's parameters become Blender's:
   sun), no light from the sky, and a floor of Blender's default material reaching the
   camera's far plane, objects shaded smooth across edges under 30 degrees (our meshes
   approximate curved surfaces) and their sharp edges slightly rounded, as CLEVR's cubes and
-  cylinders are (the rims catch the light). In a world without lamps: our renderer shades
+  cylinders are (the rims catch the light; the CLEVR world's own meshes come rounded by
+  the same width, and the bevel, limited to edges sharper than 30 degrees, leaves them
+  as they are). In a world without lamps: our renderer shades
   `colour * (ambient + diffuse * max(0, n . l))`. Here the ambient term is a uniform
   world light of that intensity (a diffuse surface open to the whole sky reflects
   `colour * ambient`; shadowed or enclosed ones get less) and the diffuse term a sun from

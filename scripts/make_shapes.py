@@ -9,6 +9,7 @@ height = half its height (the manifest's `height`).
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -19,6 +20,10 @@ WORLDS_DIR = Path(__file__).resolve().parents[1] / "assets" / "worlds"
 SECTIONS = 12  # facets around round shapes: enough to read as round at 64x64
 CLEVR_SECTIONS = 16  # CLEVR's objects are larger on screen (up to ~20 pixels at 96x72)
 CLEVR_RADIUS = 0.7  # CLEVR's meshes have half-extent 1 scaled by r (large: 0.7)
+# CLEVR's cube and cylinder (SmoothCube_v2, SmoothCylinder) have rounded edges, and
+# renderer/blender.py rounds sharp edges by this share of the height (its BEVEL): ours too,
+# so that our renderer draws the highlights along them that Blender's images show.
+CLEVR_BEVEL = 0.05
 
 
 def make_meshes(world: str = "tabletop") -> dict[str, trimesh.Trimesh]:
@@ -49,11 +54,33 @@ def _clevr() -> dict[str, trimesh.Trimesh]:
     by sqrt(2), but its test compares the name 'Cube' with the mesh's 'SmoothCube_v2' and
     never fires, so CLEVR's images and scene files hold full-size cubes."""
     r = CLEVR_RADIUS
+    bevel = CLEVR_BEVEL * 2 * r
     return {
-        "cube": trimesh.creation.box(extents=(2 * r, 2 * r, 2 * r)),
+        "cube": _rounded_box(r, bevel),
         "sphere": trimesh.creation.icosphere(subdivisions=2, radius=r),
-        "cylinder": trimesh.creation.cylinder(radius=r, height=2 * r, sections=CLEVR_SECTIONS),
+        "cylinder": _rounded_cylinder(r, bevel),
     }
+
+
+def _rounded_box(half: float, bevel: float) -> trimesh.Trimesh:
+    """A cube of half-extent `half` whose edges and corners are rounded by `bevel`: the
+    convex hull of a small sphere in each corner."""
+    ball = trimesh.creation.icosphere(subdivisions=2, radius=bevel).vertices
+    corners = np.array(list(itertools.product((-1.0, 1.0), repeat=3))) * (half - bevel)
+    return trimesh.convex.convex_hull(np.concatenate([c + ball for c in corners]))
+
+
+def _rounded_cylinder(radius: float, bevel: float) -> trimesh.Trimesh:
+    """A cylinder along z (radius, height 2 radius) whose rims are rounded by `bevel`: the
+    convex hull of quarter circles of that radius swept round both rims."""
+    points = []
+    for turn in np.linspace(0.0, 2 * np.pi, CLEVR_SECTIONS, endpoint=False):
+        for bend in np.linspace(0.0, np.pi / 2, 5):
+            out = radius - bevel + bevel * np.cos(bend)
+            for side in (-1.0, 1.0):
+                height = side * (radius - bevel + bevel * np.sin(bend))
+                points.append((out * np.cos(turn), out * np.sin(turn), height))
+    return trimesh.convex.convex_hull(np.array(points))
 
 
 def main() -> None:

@@ -45,7 +45,9 @@ chmod 644 assets/model/clevr.pt
 # `train-centres --from-existing --steps 3000` with them, about 45 minutes beside training,
 # then 3,000 more the same way once it also named the kinds, about 25 minutes alone, then
 # `--scenes 6000 --steps 4000 --from-existing --context`, about 50 minutes alone, then
-# `--scenes 3000 --steps 3000 --from-existing --context --contact-shadows 0.5`, about 20.)
+# `--scenes 3000 --steps 3000 --from-existing --context --contact-shadows 0.5`, about 20,
+# then the same again once the world shaded smooth (its cache drawn anew), about 20, and
+# again once its cubes and cylinders had CLEVR's rounded edges, about 25.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

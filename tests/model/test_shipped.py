@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from air3d.model import DEFAULT_CHECKPOINT, Predictor, choose_checkpoint, shipped_checkpoint
+from air3d.model.calibration import read_calibration
 from air3d.model.checkpoint import load_checkpoint
 from air3d.model.shipped import MODELS_DIR, check_world
 from air3d.renderer.shapes import ShapeLibrary, expand_kinds, load_shape_library
@@ -41,5 +44,18 @@ def test_each_shipped_model_was_trained_in_its_shipped_world(name: str) -> None:
     assert trained.to_dict() == load_world(world_file).model_facing().to_dict()
     shipped_shapes = expand_kinds(load_shape_library(shapes_dir), load_world(world_file))
     # Round-tripped: checkpoints written before a shape field existed read it as its default.
-    trained_shapes = ShapeLibrary.from_dict(checkpoint["shapes"]).to_dict()["shapes"]
-    assert trained_shapes == shipped_shapes.to_dict()["shapes"]
+    trained_shapes = ShapeLibrary.from_dict(checkpoint["shapes"])
+    assert trained_shapes.to_dict()["shapes"] == shipped_shapes.to_dict()["shapes"]
+    for trained, shipped in zip(trained_shapes.meshes, shipped_shapes.meshes, strict=True):
+        assert np.array_equal(trained.faces, shipped.faces)
+        assert np.allclose(trained.verts, shipped.verts, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", shipped_worlds())
+def test_each_shipped_model_is_calibrated_for_its_weights_and_world(name: str) -> None:
+    """A change of weights or world (e.g. its shading) voids the fit's calibration, and
+    answers then say their fit is uncalibrated: a shipped model is calibrated again."""
+    path = shipped_checkpoint(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning that says it was made for another model
+        assert read_calibration(load_checkpoint(path, "cpu"), path) is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 import yaml
 
 from air3d.renderer import Scene, SceneBatch, SceneRenderer, World, open_world
@@ -61,6 +62,23 @@ def test_clevr_kinds_are_every_shape_with_every_attribute_value(clevr) -> None:
     assert metal.label == "red small metal sphere"
     with pytest.raises(ValueError, match="color: unknown color 'pink'; known: gray, red"):
         kinds.index("cube", {"color": "pink", "size": "large", "material": "metal"})
+
+
+@pytest.mark.parametrize("name", ["cube", "cylinder"])
+def test_clevr_edges_are_rounded_within_the_smooth_angle(clevr, name: str) -> None:
+    """CLEVR's cube and cylinder have rounded edges (Blender bevels them too): no two faces
+    meet at more than the world's smooth angle, so our shading draws the highlight along
+    the rounding and Blender's angle-limited bevel finds no edge left to round."""
+    world, kinds = clevr
+    spec = kinds.spec(name, {"color": "red", "size": "large", "material": "rubber"})
+    mesh = kinds.meshes[kinds.specs.index(spec)]
+    solid = trimesh.Trimesh(mesh.verts, mesh.faces, process=True)
+    assert np.degrees(solid.face_adjacency_angles.max()) < world.shading.smooth_angle
+    extent = mesh.verts.max(0) - mesh.verts.min(0)
+    assert extent == pytest.approx([spec.height] * 3, abs=1e-4)
+    # rounded, not sharp: a sharp cube's corner would reach sqrt(3) half-extents out
+    corner_reach = np.linalg.norm(mesh.verts, axis=1).max() / (spec.height / 2)
+    assert corner_reach < (math.sqrt(3) if name == "cube" else math.sqrt(2)) - 0.02
 
 
 def test_a_world_without_attributes_has_one_kind_per_shape(shapes) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+import trimesh
 
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, World, open_world
 from air3d.renderer.prior import sample_scenes
 from air3d.renderer.shading import soften
+from air3d.renderer.shapes import ShapeLibrary, ShapeMesh
 from air3d.renderer.world import LampLight, ShadingConfig
 
 
@@ -127,9 +130,11 @@ def test_soft_gradients_reach_positions_and_yaws(clevr) -> None:
 def test_soft_gradients_agree_with_finite_differences(clevr, material, offset) -> None:
     """As tests/renderer/test_renderer.py's: d loss / d (x, z, yaw) of a squared error
     against the crisp truth, analytic vs central differences, with the lamps' soft shadows
-    and the metal's mirror in the image."""
+    and the metal's mirror in the image. On a sharp cube: the rounded one's corners hold
+    more small faces within a pixel's blur radius than the K nearest kept, and which K
+    are kept jumps as it moves (the next test bounds what that changes)."""
     world, shapes = clevr
-    renderer = SceneRenderer(world, shapes)
+    renderer = SceneRenderer(world, _with_sharp_cubes(shapes))
     truth = SceneBatch.from_scenes([_one(shapes, "cube", material, 0.1, 0.05, 20.0)], shapes)
     with torch.no_grad():
         target = renderer(truth, "crisp")
@@ -149,6 +154,36 @@ def test_soft_gradients_agree_with_finite_differences(clevr, material, offset) -
     assert numeric[:2].norm() > 0.1, "the position gradient should not vanish"
     assert (params.grad - numeric).norm() <= 0.05 * numeric.norm(), f"{params.grad} vs {numeric}"
     assert torch.dot(params.grad[:2], delta[:2]) > 0  # descending moves it towards the truth
+
+
+def _with_sharp_cubes(shapes: ShapeLibrary) -> ShapeLibrary:
+    meshes = tuple(
+        ShapeMesh(*_box(spec.height)) if spec.name == "cube" else mesh
+        for spec, mesh in zip(shapes.specs, shapes.meshes, strict=True)
+    )
+    return ShapeLibrary(shapes.specs, meshes)
+
+
+def _box(side: float) -> tuple[np.ndarray, np.ndarray]:
+    box = trimesh.creation.box(extents=(side, side, side))
+    return np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int64)
+
+
+def test_soft_faces_per_pixel_hold_nearly_every_face_within_the_blur() -> None:
+    """The world's K (soft_faces_per_pixel) keeps the K nearest faces within each pixel's
+    blur radius: with too few, the soft image differs from the one with all of them, and
+    the loss jumps where the cut changes. At the world's own size, few pixels may differ."""
+    world, shapes = open_world("clevr")
+    scenes = sample_scenes(world, shapes, 4, seed=3)
+    with torch.no_grad():
+        images = [
+            SceneRenderer(
+                replace(world, rendering=replace(world.rendering, **k)), shapes
+            ).render_scenes(scenes, "soft")
+            for k in ({}, {"soft_faces_per_pixel": 64})
+        ]
+    changed = ((images[0] - images[1]).abs().amax(1) > 0.05).float().mean()
+    assert changed < 0.02, f"{changed:.2%} of pixels change with every face kept"
 
 
 def test_lamps_and_gloss_are_learnable(clevr) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import trimesh
 
 from air3d.renderer import Scene, SceneObject, SceneRenderer, World, open_world
 from air3d.renderer.renderer import corner_normals
+from air3d.renderer.shapes import ShapeMesh
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,12 @@ def _mesh(shapes, name: str):
     return shapes.meshes[
         shapes.index(name, {"color": "gray", "size": "large", "material": "rubber"})
     ]
+
+
+def _sharp(mesh: trimesh.Trimesh) -> ShapeMesh:
+    """A trimesh mesh as the library holds one, y up (trimesh's cylinder stands on z)."""
+    verts = np.asarray(mesh.vertices, np.float32)[:, [0, 2, 1]]
+    return ShapeMesh(verts, np.asarray(mesh.faces, np.int64)[:, ::-1].copy())
 
 
 def _face_normals(mesh) -> torch.Tensor:
@@ -39,11 +48,12 @@ def test_a_spheres_corner_normals_point_away_from_its_centre(clevr) -> None:
     assert (normals * flat).sum(-1).min() < 0.99, "they differ from the flat faces' normals"
 
 
-def test_flat_faces_and_sharp_edges_keep_their_own_normals(clevr) -> None:
-    cube = _mesh(clevr[1], "cube")
+def test_flat_faces_and_sharp_edges_keep_their_own_normals() -> None:
+    """On sharp meshes (CLEVR's own come rounded: tests/renderer/test_worlds.py)."""
+    cube = _sharp(trimesh.creation.box(extents=(1.4, 1.4, 1.4)))
     normals = corner_normals(cube.verts, cube.faces, 30.0)
     assert torch.allclose(normals, _face_normals(cube)[:, None].expand_as(normals), atol=1e-5)
-    cylinder = _mesh(clevr[1], "cylinder")
+    cylinder = _sharp(trimesh.creation.cylinder(radius=0.7, height=1.4, sections=16))
     normals = corner_normals(cylinder.verts, cylinder.faces, 30.0)
     cap = _face_normals(cylinder)[:, 1].abs() > 0.99  # faces looking up or down
     assert cap.any() and (~cap).any()

@@ -38,6 +38,22 @@ def visible_pixels(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
     return counts
 
 
+def hidden_shares(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
+    """(B, N) float: the share of each object's pixels that the objects in front of it hide
+    (0: in full view, 1: out of sight); 0 for empty slots. Each object is drawn alone once
+    more, so this costs N + 1 renders of the batch."""
+    shown = visible_pixels(renderer, batch).float()
+    alone = torch.zeros_like(shown)
+    present = batch.present.to(renderer.device)
+    for slot in range(present.shape[1]):
+        if not present[:, slot].any():
+            continue
+        only = torch.zeros_like(present)
+        only[:, slot] = present[:, slot]
+        alone[:, slot] = visible_pixels(renderer, batch.with_present(only))[:, slot].float()
+    return torch.where(alone > 0, 1.0 - shown / alone.clamp(min=1.0), present.float())
+
+
 def sample_visible_scenes(
     renderer: SceneRenderer, n: int, seed: int, count: int | None = None, chunk: int = 64
 ) -> list[Scene]:

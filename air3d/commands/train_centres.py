@@ -58,6 +58,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         "crescent under a sphere; flat feet show a thin line at most); default: sphere",
     )  # fmt: skip
     parser.add_argument(
+        "--favour-hidden", type=float, default=0.0, metavar="W",
+        help="draw training objects with weight 1 + W * the share of them hidden behind "
+        "others (partly hidden objects hold most misread shapes); 0: uniformly",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-existing", action="store_true",
         help="start from the checkpoint's refiner (of the same canvas and window), not afresh",
     )  # fmt: skip
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     train, held_out, looks = render_scenes(args, checkpoint, world, shapes, fine_size)
     if not 0.0 <= args.contact_shadows <= 1.0:
         raise ValueError(f"--contact-shadows must be in [0, 1], got {args.contact_shadows}")
+    if args.favour_hidden < 0:
+        raise ValueError(f"--favour-hidden must be >= 0, got {args.favour_hidden}")
     config = CentreTrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         contact_shadow_probability=args.contact_shadows,
         contact_shadow_kinds=_kinds_of_shapes(shapes, args.contact_shadow_shapes),
         focal_px=fine_size / 2 / math.tan(math.radians(world.camera.fov_deg) / 2),
+        favour_hidden=args.favour_hidden,
     )
     if looks is not None:
         config.augment = looks

@@ -27,6 +27,7 @@ from air3d.model.centre_training import (
     CentreData,
     CentreTrainConfig,
     contact_shadows,
+    draw_objects,
     held_out_miss,
     object_targets,
     render_centre_data,
@@ -129,6 +130,8 @@ def test_the_data_points_are_where_the_renderer_draws_each_object(tiny_clevr_wor
     # log(h / z): centre heights 0.35-0.7 seen from about 11 away
     assert ((log_scales > -3.8) & (log_scales < -2.3)).all()
     assert len(centre_data.log_scales) == len(centre_data.points) == len(centre_data.kinds)
+    assert len(centre_data.hidden) == len(centre_data.points)
+    assert bool(((centre_data.hidden >= 0) & (centre_data.hidden <= 1)).all())
     assert len(centre_data.image_of) == len(centre_data.points) > 24
     assert centre_data.images.dtype == torch.uint8
     rows = fine_world(world, FINE).frame_rows
@@ -175,6 +178,23 @@ def test_training_brings_windows_nearer_the_true_centres(tiny_clevr_world, centr
     assert refiner.scale_noise == curve[-1]["scale_std"]  # the camera fit's noise
     with pytest.raises(ValueError, match="needs the library's factor_index"):
         train_centre_refiner(refiner, train, held_out, config)
+
+
+def test_objects_are_drawn_favouring_the_hidden_ones_only_when_asked():
+    m = 100
+    hidden = torch.cat([torch.zeros(90), torch.ones(10)])  # the last ten out of sight
+    data = CentreData(
+        torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(m).long(), torch.zeros(m, 2),
+        torch.zeros(m), torch.zeros(m).long(), hidden,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+
+    def share_hidden(favour: float) -> float:
+        config = CentreTrainConfig(batch_size=4000, favour_hidden=favour)
+        return float((draw_objects(data, config, g) >= 90).float().mean())
+
+    assert share_hidden(0.0) == pytest.approx(0.10, abs=0.02)
+    assert share_hidden(9.0) == pytest.approx(100 / 190, abs=0.03)  # weights 10 against 1
 
 
 def test_the_kind_posterior_weighs_q_by_the_refiners_reading(tiny_clevr_world):

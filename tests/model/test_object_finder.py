@@ -90,7 +90,12 @@ def squares(n: int, seed: int) -> CentreData:
             points.append([x + 3.0, y + 3.0])
     m = len(points)
     return CentreData(
-        images, torch.tensor(image_of), torch.tensor(points), torch.zeros(m), torch.zeros(m).long()
+        images,
+        torch.tensor(image_of),
+        torch.tensor(points),
+        torch.zeros(m),
+        torch.zeros(m).long(),
+        torch.zeros(m),
     )
 
 

@@ -20,7 +20,7 @@ from air3d.renderer.prior import sample_scenes
 from air3d.renderer.prior_density import PriorDensity
 from air3d.renderer.search import SceneSearch
 from air3d.renderer.shapes import footprint_radius
-from air3d.renderer.visibility import sample_visible_scenes, visible_pixels
+from air3d.renderer.visibility import hidden_shares, sample_visible_scenes, visible_pixels
 from air3d.renderer.worlds import WORLDS_DIR, shipped_worlds
 
 
@@ -191,6 +191,32 @@ def test_visible_scenes_show_every_object(clevr) -> None:
     background = unshadowed(SceneBatch.from_scenes([Scene()], kinds))[0]
     covered = int(((drawn - background).abs().sum(0) > 1e-4)[first:last].sum())
     assert abs(int(visible_pixels(renderer, one)[0, 0]) - covered) <= covered * 0.3
+
+
+def test_hidden_shares_say_how_much_of_each_object_others_hide(clevr) -> None:
+    world, kinds = clevr
+    renderer = SceneRenderer(world, kinds)
+
+    def cubes(*placed: tuple[str, float, float]) -> Scene:
+        items = [
+            {"shape": "cube", "color": "red", "size": size, "material": "rubber",
+             "position": [x, 0, z], "yaw_deg": 0}
+            for size, x, z in placed
+        ]  # fmt: skip
+        return Scene.from_json({"objects": items}, world, kinds)
+
+    toward_camera = np.array(world.camera.position)[[0, 2]]
+    x, z = 1.3 * toward_camera / np.linalg.norm(toward_camera)
+    scenes = [
+        cubes(("large", 0, 0), ("small", 0, 0)),  # the small cube inside the large one
+        cubes(("large", -2, 2), ("small", 2, -2)),  # apart
+        cubes(("large", 0, 0), ("small", x, z)),  # the small one in front of the large
+    ]
+    shares = hidden_shares(renderer, SceneBatch.from_scenes(scenes, kinds, slots=3))
+    assert shares[0, 0] < 0.01 and shares[0, 1] == 1.0
+    assert bool((shares[1, :2] < 0.01).all())
+    assert 0.05 < shares[2, 0] < 0.9 and shares[2, 1] < 0.01
+    assert bool((shares[:, 2] == 0).all())  # empty slots
 
 
 def test_a_sweep_fixes_attributes_one_factor_at_a_time(clevr) -> None:

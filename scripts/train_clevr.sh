@@ -47,7 +47,9 @@ chmod 644 assets/model/clevr.pt
 # `--scenes 6000 --steps 4000 --from-existing --context`, about 50 minutes alone, then
 # `--scenes 3000 --steps 3000 --from-existing --context --contact-shadows 0.5`, about 20,
 # then the same again once the world shaded smooth (its cache drawn anew), about 20, and
-# again once its cubes and cylinders had CLEVR's rounded edges, about 25.)
+# again once its cubes and cylinders had CLEVR's rounded edges, about 25, then with
+# `--favour-hidden 6` (partly hidden objects drawn more often): 3,000 steps on the same
+# scenes, then `--scenes 6000` for 3,000 more, about 25 minutes of drawing and 12 each.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

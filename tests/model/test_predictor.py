@@ -84,3 +84,21 @@ def test_fits_reuse_the_erasure_drawing_and_equal_fresh_ones(world, shapes):
         assert answer.fit.log_likelihood_per_pixel == pytest.approx(
             again.log_likelihood_per_pixel, abs=0.01
         )
+
+
+def test_objects_the_answer_itself_hides_are_dropped(tiny_checkpoint, shapes, monkeypatch):
+    """An answer that holds a cone inside a cube claims what no image shows: the cone goes,
+    the cube and an object in plain view stay."""
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, fit=False)
+    kinds = torch.tensor([[shapes.index("cube"), shapes.index("cone"), shapes.index("sphere")]])
+    answer = SceneBatch(
+        kinds,
+        torch.ones(1, 3, dtype=torch.bool),
+        torch.tensor([[[0.0, 0.0], [0.0, 0.0], [0.8, -0.6]]]),
+        torch.zeros(1, 3),
+    )
+    probs = torch.nn.functional.one_hot(kinds, len(shapes.specs)).float()
+    asked = (answer, torch.ones(1, 3), probs, None)
+    monkeypatch.setattr(predictor, "_ask_q", lambda images: asked)
+    result = predictor.infer(torch.rand(1, 3, 64, 64))[0]
+    assert sorted(o.shape for o in result.objects) == ["cube", "sphere"]

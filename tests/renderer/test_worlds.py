@@ -20,7 +20,13 @@ from air3d.renderer.prior import sample_scenes
 from air3d.renderer.prior_density import PriorDensity
 from air3d.renderer.search import SceneSearch
 from air3d.renderer.shapes import footprint_radius
-from air3d.renderer.visibility import hidden_shares, sample_visible_scenes, visible_pixels
+from air3d.renderer.visibility import (
+    alone_pixels,
+    hidden_shares,
+    out_of_sight,
+    sample_visible_scenes,
+    visible_pixels,
+)
 from air3d.renderer.worlds import WORLDS_DIR, shipped_worlds
 
 
@@ -217,6 +223,67 @@ def test_hidden_shares_say_how_much_of_each_object_others_hide(clevr) -> None:
     assert bool((shares[1, :2] < 0.01).all())
     assert 0.05 < shares[2, 0] < 0.9 and shares[2, 1] < 0.01
     assert bool((shares[:, 2] == 0).all())  # empty slots
+
+
+def _tangled(world: World, kinds, n: int, seed: int) -> SceneBatch:
+    """n scenes of up to 6 objects placed anywhere, through each other too (so that many
+    hide others entirely), each seen from its own jittered eye where the world jitters."""
+    g = torch.Generator().manual_seed(seed)
+    slots = (n, 6)
+    half = 0.5 * world.ground.half_extent
+    eye = None
+    if world.camera.jitter > 0:
+        box = (torch.rand(n, 3, generator=g) * 2 - 1) * world.camera.jitter
+        eye = torch.tensor(world.camera.position) + box
+    return SceneBatch(
+        torch.randint(len(kinds.specs), slots, generator=g),
+        torch.rand(slots, generator=g) < 0.8,
+        (torch.rand(*slots, 2, generator=g) * 2 - 1) * half,
+        torch.rand(slots, generator=g) * 2 * math.pi,
+        eye,
+    )
+
+
+@pytest.mark.parametrize("name", ["clevr", "tabletop"])
+def test_out_of_sight_draws_only_what_it_must_and_agrees_with_hidden_shares(name) -> None:
+    world, kinds = open_world(name)
+    renderer = SceneRenderer(replace(world, image_size=48), kinds)
+    batch = _tangled(world, kinds, 40, seed=3)
+    shares = hidden_shares(renderer, batch)
+    hidden = (shares >= 0.95) & batch.present
+    assert 3 <= int(hidden.sum()) < int(batch.present.sum()) // 2  # the check could fail
+    assert torch.equal(out_of_sight(renderer, batch, 0.95), hidden)
+    # alone: each object's pixels with the others gone
+    alone = alone_pixels(renderer, batch)
+    for slot in (0, 3):
+        only = torch.zeros_like(batch.present)
+        only[:, slot] = batch.present[:, slot]
+        assert torch.equal(
+            alone[:, slot], visible_pixels(renderer, batch.with_present(only))[:, slot]
+        )
+
+
+def test_out_of_sight_names_the_object_inside_another(clevr) -> None:
+    world, kinds = clevr
+    renderer = SceneRenderer(world, kinds)
+
+    def cubes(*placed: tuple[str, float, float]) -> Scene:
+        items = [
+            {"shape": "cube", "color": "red", "size": size, "material": "rubber",
+             "position": [x, 0, z], "yaw_deg": 0}
+            for size, x, z in placed
+        ]  # fmt: skip
+        return Scene.from_json({"objects": items}, world, kinds)
+
+    scenes = [
+        cubes(("large", 0, 0), ("small", 0, 0)),  # the small cube inside the large one
+        cubes(("large", -2, 2), ("small", 2, -2)),  # apart
+        cubes(("small", 0, 0), ("large", 0, 0)),  # the same, in the other order
+        Scene(()),
+    ]
+    batch = SceneBatch.from_scenes(scenes, kinds, slots=2)
+    expected = torch.tensor([[False, True], [False, False], [True, False], [False, False]])
+    assert torch.equal(out_of_sight(renderer, batch, 0.95), expected)
 
 
 def test_a_sweep_fixes_attributes_one_factor_at_a_time(clevr) -> None:

@@ -63,6 +63,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         "others (partly hidden objects hold most misread shapes); 0: uniformly",
     )  # fmt: skip
     parser.add_argument(
+        "--read-noise", type=float, default=None, metavar="PX",
+        help="train the scale and the kinds on windows that miss by this std (fine pixels), "
+        "as on the second pass that reads them, the offsets on all windows; default: all "
+        "windows miss alike",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-existing", action="store_true",
         help="start from the checkpoint's refiner (of the same canvas and window), not afresh",
     )  # fmt: skip
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--contact-shadows must be in [0, 1], got {args.contact_shadows}")
     if args.favour_hidden < 0:
         raise ValueError(f"--favour-hidden must be >= 0, got {args.favour_hidden}")
+    if args.read_noise is not None and args.read_noise < 0:
+        raise ValueError(f"--read-noise must be >= 0, got {args.read_noise}")
     config = CentreTrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         contact_shadow_kinds=_kinds_of_shapes(shapes, args.contact_shadow_shapes),
         focal_px=fine_size / 2 / math.tan(math.radians(world.camera.fov_deg) / 2),
         favour_hidden=args.favour_hidden,
+        read_noise_px=args.read_noise,
     )
     if looks is not None:
         config.augment = looks

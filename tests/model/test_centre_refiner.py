@@ -29,9 +29,11 @@ from air3d.model.centre_training import (
     contact_shadows,
     draw_objects,
     held_out_miss,
+    noisy_windows,
     object_targets,
     render_centre_data,
     train_centre_refiner,
+    training_loss,
 )
 from air3d.model.networks import extract_glimpses
 from air3d.model.predictor import Predictor
@@ -195,6 +197,44 @@ def test_objects_are_drawn_favouring_the_hidden_ones_only_when_asked():
 
     assert share_hidden(0.0) == pytest.approx(0.10, abs=0.02)
     assert share_hidden(9.0) == pytest.approx(100 / 190, abs=0.03)  # weights 10 against 1
+
+
+def test_read_noise_trains_scale_and_kinds_on_the_near_windows_only(tiny_clevr_world):
+    _, shapes = open_world(tiny_clevr_world)
+    m = 400
+    data = CentreData(
+        torch.rand(1, 3, 32, 32), torch.zeros(m).long(), torch.full((m, 2), 16.0),
+        torch.zeros(m), torch.zeros(m).long(), torch.zeros(m),
+    )  # fmt: skip
+    index = torch.arange(m)
+    g = torch.Generator().manual_seed(0)
+    config = CentreTrainConfig(noise_px=5.0, max_noise_px=16.0, read_noise_px=0.5)
+    _, target = noisy_windows(data, index, config, 8, g)
+    far, near = target[: m // 2].std(), target[m // 2 :].std()
+    assert far == pytest.approx(5.0, rel=0.15) and near == pytest.approx(0.5, rel=0.15)
+    # the scale and the kinds learn from the near half only: the far half's targets for
+    # them do not move the loss, the near half's do
+    refiner = CentreRefiner(
+        32, window=8, channels=(8,), hidden=8, reads_scale=True, factors=factor_sizes(shapes)
+    )
+    windows, offsets = torch.rand(4, 3, 8, 8), torch.zeros(4, 2)
+    scales, values = torch.zeros(4), torch.zeros(4, len(shapes.factors), dtype=torch.long)
+    near = slice(2, None)
+    with torch.no_grad():
+        base = training_loss(refiner, windows, offsets, scales, values, near)
+        far_changed = training_loss(
+            refiner,
+            windows,
+            offsets,
+            torch.tensor([1.0, 1.0, 0, 0]),
+            values.index_fill(0, torch.tensor([0, 1]), 1),
+            near,
+        )
+        near_changed = training_loss(
+            refiner, windows, offsets, torch.tensor([0, 0, 1.0, 1.0]), values, near
+        )
+    assert far_changed == pytest.approx(float(base))
+    assert float(near_changed) > float(base) + 1.0
 
 
 def test_the_kind_posterior_weighs_q_by_the_refiners_reading(tiny_clevr_world):

@@ -49,7 +49,9 @@ chmod 644 assets/model/clevr.pt
 # then the same again once the world shaded smooth (its cache drawn anew), about 20, and
 # again once its cubes and cylinders had CLEVR's rounded edges, about 25, then with
 # `--favour-hidden 6` (partly hidden objects drawn more often): 3,000 steps on the same
-# scenes, then `--scenes 6000` for 3,000 more, about 25 minutes of drawing and 12 each.)
+# scenes, then `--scenes 6000` for 3,000 more, about 25 minutes of drawing and 12 each,
+# then 3,000 more on those 6,000 with `--read-noise 1.5` (scale and kinds trained on windows
+# that miss as the second pass's do), about 13 minutes.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

@@ -199,24 +199,30 @@ def test_visible_scenes_show_every_object(clevr) -> None:
     assert abs(int(visible_pixels(renderer, one)[0, 0]) - covered) <= covered * 0.3
 
 
+def _red_cubes(world: World, kinds, *placed: tuple[str, float, float]) -> Scene:
+    """A scene of red rubber cubes, each (size, x, z)."""
+    items = [
+        {"shape": "cube", "color": "red", "size": size, "material": "rubber",
+         "position": [x, 0, z], "yaw_deg": 0}
+        for size, x, z in placed
+    ]  # fmt: skip
+    return Scene.from_json({"objects": items}, world, kinds)
+
+
 def test_hidden_shares_say_how_much_of_each_object_others_hide(clevr) -> None:
     world, kinds = clevr
     renderer = SceneRenderer(world, kinds)
 
-    def cubes(*placed: tuple[str, float, float]) -> Scene:
-        items = [
-            {"shape": "cube", "color": "red", "size": size, "material": "rubber",
-             "position": [x, 0, z], "yaw_deg": 0}
-            for size, x, z in placed
-        ]  # fmt: skip
-        return Scene.from_json({"objects": items}, world, kinds)
-
     toward_camera = np.array(world.camera.position)[[0, 2]]
     x, z = 1.3 * toward_camera / np.linalg.norm(toward_camera)
     scenes = [
-        cubes(("large", 0, 0), ("small", 0, 0)),  # the small cube inside the large one
-        cubes(("large", -2, 2), ("small", 2, -2)),  # apart
-        cubes(("large", 0, 0), ("small", x, z)),  # the small one in front of the large
+        _red_cubes(
+            world, kinds, ("large", 0, 0), ("small", 0, 0)
+        ),  # the small cube inside the large one
+        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),  # apart
+        _red_cubes(
+            world, kinds, ("large", 0, 0), ("small", x, z)
+        ),  # the small one in front of the large
     ]
     shares = hidden_shares(renderer, SceneBatch.from_scenes(scenes, kinds, slots=3))
     assert shares[0, 0] < 0.01 and shares[0, 1] == 1.0
@@ -267,18 +273,12 @@ def test_out_of_sight_names_the_object_inside_another(clevr) -> None:
     world, kinds = clevr
     renderer = SceneRenderer(world, kinds)
 
-    def cubes(*placed: tuple[str, float, float]) -> Scene:
-        items = [
-            {"shape": "cube", "color": "red", "size": size, "material": "rubber",
-             "position": [x, 0, z], "yaw_deg": 0}
-            for size, x, z in placed
-        ]  # fmt: skip
-        return Scene.from_json({"objects": items}, world, kinds)
-
     scenes = [
-        cubes(("large", 0, 0), ("small", 0, 0)),  # the small cube inside the large one
-        cubes(("large", -2, 2), ("small", 2, -2)),  # apart
-        cubes(("small", 0, 0), ("large", 0, 0)),  # the same, in the other order
+        _red_cubes(
+            world, kinds, ("large", 0, 0), ("small", 0, 0)
+        ),  # the small cube inside the large one
+        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),  # apart
+        _red_cubes(world, kinds, ("small", 0, 0), ("large", 0, 0)),  # the same, in the other order
         Scene(()),
     ]
     batch = SceneBatch.from_scenes(scenes, kinds, slots=2)

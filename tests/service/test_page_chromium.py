@@ -32,7 +32,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
+        "--virtual-time-budget=30000",  # the page waits on /infer and /render: room under load
     ]  # fmt: skip
     return subprocess.run(
         [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path

@@ -210,6 +210,12 @@ def draw_objects(data: CentreData, config: CentreTrainConfig, g: torch.Generator
     return torch.multinomial(weights, config.batch_size, replacement=True, generator=g)
 
 
+def read_windows(n: int, config: CentreTrainConfig) -> slice:
+    """Which of a batch's n windows train the scale and the factors: with read_noise_px,
+    the second half (those that miss by it); otherwise all."""
+    return slice(None) if config.read_noise_px is None else slice(n // 2, None)
+
+
 def noisy_windows(
     data: CentreData, index: torch.Tensor, config: CentreTrainConfig, window: int, g
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +223,7 @@ def noisy_windows(
     with read_noise_px, the second half of them miss by that std."""
     noise = torch.full((len(index), 1), config.noise_px)
     if config.read_noise_px is not None:
-        noise[len(index) // 2 :] = config.read_noise_px
+        noise[read_windows(len(index), config)] = config.read_noise_px
     miss = torch.randn(len(index), 2, generator=g) * noise
     miss = miss.clamp(-config.max_noise_px, config.max_noise_px)
     centres = data.points[index] + miss
@@ -305,7 +311,7 @@ def train_centre_refiner(
         )
         windows = augment(windows, config.augment, g)
         kinds = values[train.kinds[index]]
-        reads = slice(None) if config.read_noise_px is None else slice(len(index) // 2, None)
+        reads = read_windows(len(index), config)
         loss = training_loss(refiner, windows, target, train.log_scales[index], kinds, reads)
         optimiser.zero_grad()
         loss.backward()

@@ -87,6 +87,12 @@ class ShapeLibrary:
             names.append((attribute, tuple(values)))
         return tuple(names)
 
+    @cached_property
+    def bounding_radii(self) -> np.ndarray:
+        """(K,) each kind's bounding sphere radius about its centre (the mesh's farthest
+        vertex): a fixed property of the library, asked for on every answer's visibility."""
+        return np.array([float(np.linalg.norm(mesh.verts, axis=1).max()) for mesh in self.meshes])
+
     def factor_index(self) -> np.ndarray:
         """(K, A) int: each kind's value index in each factor (shape first)."""
         factors = self.factors

@@ -64,10 +64,15 @@ def alone_pixels(renderer: SceneRenderer, batch: SceneBatch, chunk: int = 64) ->
 def hidden_shares(renderer: SceneRenderer, batch: SceneBatch) -> torch.Tensor:
     """(B, N) float: the share of each object's pixels that the objects in front of it hide
     (0: in full view, 1: out of sight); 0 for empty slots."""
-    shown = visible_pixels(renderer, batch).float()
-    alone = alone_pixels(renderer, batch).float()
     present = batch.present.to(renderer.device)
-    return torch.where(alone > 0, 1.0 - shown / alone.clamp(min=1.0), present.float())
+    return _hidden(visible_pixels(renderer, batch), alone_pixels(renderer, batch), present)
+
+
+def _hidden(shown: torch.Tensor, alone: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """The share of each object's own pixels (alone) not shown in the scene's drawing
+    (shown); 1 for a present object that covers no pixel even alone, 0 for empty slots."""
+    alone = alone.float()
+    return torch.where(alone > 0, 1.0 - shown.float() / alone.clamp(min=1.0), present.float())
 
 
 def out_of_sight(renderer: SceneRenderer, batch: SceneBatch, limit: float) -> torch.Tensor:
@@ -92,10 +97,9 @@ def out_of_sight(renderer: SceneRenderer, batch: SceneBatch, limit: float) -> to
     if not len(rows):
         return hidden
     some = batch[rows]
-    shown = visible_pixels(renderer, some.with_present(drawn[rows])).float()
-    alone = alone_pixels(renderer, some.with_present(suspects[rows])).float()
-    share = torch.where(alone > 0, 1.0 - shown / alone.clamp(min=1.0), 1.0)
-    hidden[rows] = suspects[rows] & (share >= limit)
+    shown = visible_pixels(renderer, some.with_present(drawn[rows]))
+    alone = alone_pixels(renderer, some.with_present(suspects[rows]))
+    hidden[rows] = suspects[rows] & (_hidden(shown, alone, suspects[rows]) >= limit)
     return hidden
 
 
@@ -107,9 +111,7 @@ def _image_discs(renderer: SceneRenderer, batch: SceneBatch):
     B = len(batch)
     eye = batch.eye if batch.eye is not None else torch.tensor([world.camera.position])
     eye = eye.to(batch.xz).expand(B, 3)
-    radius = torch.tensor(
-        [float(np.linalg.norm(mesh.verts, axis=1).max()) for mesh in shapes.meshes]
-    ).to(batch.xz)[batch.shape]
+    radius = torch.as_tensor(shapes.bounding_radii).to(batch.xz)[batch.shape]
     height = torch.tensor([spec.height / 2 for spec in shapes.specs]).to(batch.xz)[batch.shape]
     centres = torch.stack([batch.xz[..., 0], height, batch.xz[..., 1]], dim=-1)  # (B, N, 3)
     # a point on the sphere's rim across the line of sight: the disc's radius in the image

@@ -216,13 +216,10 @@ def test_hidden_shares_say_how_much_of_each_object_others_hide(clevr) -> None:
     toward_camera = np.array(world.camera.position)[[0, 2]]
     x, z = 1.3 * toward_camera / np.linalg.norm(toward_camera)
     scenes = [
-        _red_cubes(
-            world, kinds, ("large", 0, 0), ("small", 0, 0)
-        ),  # the small cube inside the large one
-        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),  # apart
-        _red_cubes(
-            world, kinds, ("large", 0, 0), ("small", x, z)
-        ),  # the small one in front of the large
+        # the small cube inside the large one; apart; the small one in front of the large
+        _red_cubes(world, kinds, ("large", 0, 0), ("small", 0, 0)),
+        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),
+        _red_cubes(world, kinds, ("large", 0, 0), ("small", x, z)),
     ]
     shares = hidden_shares(renderer, SceneBatch.from_scenes(scenes, kinds, slots=3))
     assert shares[0, 0] < 0.01 and shares[0, 1] == 1.0
@@ -274,11 +271,10 @@ def test_out_of_sight_names_the_object_inside_another(clevr) -> None:
     renderer = SceneRenderer(world, kinds)
 
     scenes = [
-        _red_cubes(
-            world, kinds, ("large", 0, 0), ("small", 0, 0)
-        ),  # the small cube inside the large one
-        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),  # apart
-        _red_cubes(world, kinds, ("small", 0, 0), ("large", 0, 0)),  # the same, in the other order
+        # the small cube inside the large one; apart; the same inside, in the other order
+        _red_cubes(world, kinds, ("large", 0, 0), ("small", 0, 0)),
+        _red_cubes(world, kinds, ("large", -2, 2), ("small", 2, -2)),
+        _red_cubes(world, kinds, ("small", 0, 0), ("large", 0, 0)),
         Scene(()),
     ]
     batch = SceneBatch.from_scenes(scenes, kinds, slots=2)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.service.browser import CHROMIUM, chromium_page
 from tests.service.conftest import example_png
 from tests.service.server import serving
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_DIR = Path(os.environ.get("AIR3D_SCREENSHOT_DIR", "/tmp"))
 
 pytestmark = pytest.mark.skipif(
@@ -26,23 +24,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    assert CHROMIUM, "chromium not installed: apt-get install chromium"
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=30000",  # the page waits on /infer and /render: room under load
-    ]  # fmt: skip
-    # Headless Chromium now and then dumps the page before it has settled (seen in 2 of
-    # 3 full CI runs, never in 21 runs of this file alone): a dump tries up to 3 times.
-    for _ in range(3):
-        done = subprocess.run(
-            [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path
-        )
-        if "--dump-dom" not in args or 'data-state="done"' in done.stdout:
-            break
-    return done
+SETTLED = '["done", "error"].includes(document.body.dataset.state)'
+
+
+def settled_html(tmp_path: Path, url: str, screenshot: Path | None = None) -> str:
+    """The page's DOM once /infer and /render have answered (or failed), and its picture."""
+    with chromium_page(tmp_path / "profile", url) as page:
+        page.wait_for(SETTLED)
+        if screenshot:
+            page.screenshot(screenshot)
+        return page.html()
+
+
+def fixture_results(tmp_path: Path, fixture: Path, width: int = 1000) -> dict:
+    """What a fixture page's own script left in `data-results`."""
+    with chromium_page(tmp_path / "profile", fixture.as_uri(), width=width) as page:
+        return json.loads(page.wait_for("document.body.dataset.results"))
 
 
 def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path):
@@ -50,11 +47,9 @@ def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path
     with serving(tiny_checkpoint) as url:
         files = {"image": ("2.png", example_png(2), "image/png")}
         expected = httpx.post(f"{url}/infer", files=files, timeout=30).json()
-        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=2")
         shot = tmp_path / "page.png"
-        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,900", f"{url}/?example=2")
-    html = dom.stdout
-    assert 'data-state="done"' in html, dom.stderr[-2000:] + html[-3000:]
+        html = settled_html(tmp_path, f"{url}/?example=2", shot)
+    assert 'data-state="done"' in html, html[-3000:]
     count = expected["count"]
     assert f'<span id="count">({count})</span>' in html
     items = re.findall(r'<li class="object">([^<]*)</li>', html)
@@ -79,11 +74,9 @@ def test_page_shows_objects_markers_and_reconstruction(tiny_checkpoint, tmp_path
 def test_page_flags_a_blank_image_not_a_scene(calibrated_checkpoint, tmp_path):
     """The blank example through /infer with a calibrated checkpoint: the flag, shown."""
     with serving(calibrated_checkpoint) as url:
-        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=3")
         shot = tmp_path / "page.png"
-        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,900", f"{url}/?example=3")
-    html = dom.stdout
-    assert 'data-state="done"' in html, dom.stderr[-2000:] + html[-3000:]
+        html = settled_html(tmp_path, f"{url}/?example=3", shot)
+    assert 'data-state="done"' in html, html[-3000:]
     fit = re.search(r'<p id="fit" class="warning">([^<]*)</p>', html)
     assert fit, html[-3000:]
     assert fit.group(1).startswith("Not a scene: this image is outside what the model can explain")
@@ -96,9 +89,9 @@ def test_page_flags_a_blank_image_not_a_scene(calibrated_checkpoint, tmp_path):
 
 def test_page_reports_an_error_from_the_server(tiny_checkpoint, tmp_path):
     with serving(tiny_checkpoint, AIR3D_API_KEY="s3cret") as url:
-        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=0")
-    assert 'data-state="error"' in dom.stdout
-    assert "401" in dom.stdout and "X-API-Key" in dom.stdout
+        html = settled_html(tmp_path, f"{url}/?example=0")
+    assert 'data-state="error"' in html
+    assert "401" in html and "X-API-Key" in html
 
 
 def test_the_upload_is_reachable_by_keyboard():
@@ -148,11 +141,7 @@ def test_page_shows_fit_and_flag_when_present_and_fits_400_px(tmp_path):
     page = page.replace("</body>", FIT_SCRIPT + "</body>")
     fixture = tmp_path / "page.html"
     fixture.write_text(page)
-    dom = chromium(tmp_path, "--window-size=400,900", "--allow-file-access-from-files",
-                   "--dump-dom", fixture.as_uri())  # fmt: skip
-    found = re.search(r"data-results=\"([^\"]*)\"", dom.stdout)
-    assert found, dom.stderr[-2000:]
-    results = json.loads(html.unescape(found.group(1)))
+    results = fixture_results(tmp_path, fixture, width=400)
     assert results["absent"] is True
     hidden, text, css = results["good"]
     assert not hidden and "warning" not in css
@@ -193,10 +182,7 @@ def test_page_shows_each_objects_attributes_and_marks_the_frame(tmp_path):
     page = page.replace('"/static/app.js"></script>', f'"{(static / "app.js").as_uri()}"></script>')
     fixture = tmp_path / "page.html"
     fixture.write_text(page.replace("</body>", ATTRIBUTES_SCRIPT + "</body>"))
-    dom = chromium(tmp_path, "--allow-file-access-from-files", "--dump-dom", fixture.as_uri())
-    found = re.search(r"data-results=\"([^\"]*)\"", dom.stdout)
-    assert found, dom.stderr[-2000:]
-    results = json.loads(html.unescape(found.group(1)))
+    results = fixture_results(tmp_path, fixture)
     assert results["item"] == (
         "red large metal cube at x=0.10, z=-0.20, yaw 10.00°, presence 0.99, "
         "p(shape) 0.90, p(color) 0.80, p(size) 0.70, p(material) 0.60"
@@ -212,9 +198,8 @@ def test_page_runs_a_letterboxed_world_end_to_end(tiny_clevr_checkpoint, tmp_pat
     with serving(tiny_clevr_checkpoint) as url:
         files = {"image": ("2.png", example_png(2), "image/png")}
         expected = httpx.post(f"{url}/infer", files=files, timeout=30).json()
-        dom = chromium(tmp_path, "--dump-dom", f"{url}/?example=2")
-    page = dom.stdout
-    assert 'data-state="done"' in page, dom.stderr[-2000:] + page[-3000:]
+        page = settled_html(tmp_path, f"{url}/?example=2")
+    assert 'data-state="done"' in page, page[-3000:]
     items = re.findall(r'<li class="object">([^<]*)</li>', page)
     assert len(items) == expected["count"]
     for item, obj in zip(items, expected["objects"], strict=True):

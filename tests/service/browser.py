@@ -13,6 +13,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -27,6 +28,7 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--allow-file-access-from-files", "--remote-debugging-pipe",
 ]  # fmt: skip
+READ_TIMEOUT_S = 60.0  # the longest a reply may take
 
 
 class Page:
@@ -52,10 +54,14 @@ class Page:
                 return reply["result"]
 
     def _read(self) -> dict[str, Any]:
+        """The next message; EOFError if Chromium exited, TimeoutError if it went silent
+        (a hung browser fails the test instead of hanging the run)."""
         while b"\0" not in self._buffer:
+            if not select.select([self._in], [], [], READ_TIMEOUT_S)[0]:
+                raise TimeoutError(f"chromium said nothing for {READ_TIMEOUT_S} s")
             chunk = os.read(self._in, 1 << 16)
             if not chunk:
-                raise RuntimeError(f"chromium exited ({self._process.poll()})")
+                raise EOFError(f"chromium exited ({self._process.poll()})")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -79,7 +85,7 @@ class Page:
         while time.monotonic() < deadline:
             try:
                 value = self.evaluate(expression)
-            except RuntimeError:  # the page is still navigating: its context was replaced
+            except RuntimeError:  # a protocol error: the page is still navigating
                 value = None
             if value:
                 return value

@@ -22,7 +22,13 @@ and a cylinder's round top are several pixels wide where q's canvas has one or t
 Predictor weighs them with q's kind probabilities (kind_posterior). A refiner with `context`
 also sees twice the window's side at half the resolution (a large object near the camera
 overflows the window, and only its outline tells a cube from a cylinder): it is handed
-windows of `span` = 2 x window pixels and reads their centre and their whole, halved.
+windows of `span` = 2 x window pixels and reads their centre and their whole, halved. A
+refiner that reads `neighbours` is also told where the image's other objects are (two more
+channels per view, `neighbour_maps`): the discs where the answer's other objects are seen,
+those nearer the camera than the window's object apart from those farther. Most misread
+shapes on Blender's images had a neighbour within 35 px, and half of them took that
+neighbour's shape: told which pixels belong to another object, the refiner can name its own
+from the rest.
 
 It is trained on our renderer's images of prior scenes at the fine size under random looks
 (model/centre_training.py): the truth is known, as in q's sleep stage.
@@ -31,6 +37,7 @@ It is trained on our renderer's images of prior scenes at the fine size under ra
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +47,7 @@ from torch import nn
 from air3d.model.checkpoint import write_part
 from air3d.model.networks import blend_taps
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.camera import project, projection_matrices
+from air3d.renderer.camera import project, projection_matrices, view_depths
 
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
@@ -57,7 +64,7 @@ class Reading:
 
 
 class CentreRefiner(nn.Module):
-    """Windows (n, 3, span, span) -> a Reading: offsets of the object's centre, and
+    """Windows (n, view_channels, span, span) -> a Reading: offsets of the object's centre, and
     where it `reads_scale`, the log apparent scale, and where it reads `factors` (values
     per factor: shape first, then the world's attributes), each factor's logits."""
 
@@ -73,6 +80,7 @@ class CentreRefiner(nn.Module):
         factors: tuple[int, ...] = (),
         context: bool = False,
         scale_evidence: dict[str, float] | None = None,
+        neighbours: bool = False,
     ):
         super().__init__()
         if window % 2 ** len(channels):
@@ -81,7 +89,7 @@ class CentreRefiner(nn.Module):
         self.channels, self.hidden = tuple(channels), hidden
         self.reads_scale = reads_scale
         self.factors = tuple(factors)
-        self.context = context
+        self.context, self.neighbours = context, neighbours
         # The log scale it answers before training (the world's typical object), and the
         # std of its answers' errors (measured on held-out renders; the camera fit's noise).
         self.scale_reference, self.scale_noise = scale_reference, scale_noise
@@ -90,7 +98,7 @@ class CentreRefiner(nn.Module):
         # renderer's images is relative to. None: not measured.
         self.scale_evidence = scale_evidence
         layers: list[nn.Module] = []
-        previous = 6 if context else 3  # the window's colours, and the context's
+        previous = self.view_channels * (2 if context else 1)  # the window's, the context's
         for c in channels:  # each halves the side; padding keeps the grid centred
             layers += [
                 nn.Conv2d(previous, c, 3, stride=2, padding=1),
@@ -111,17 +119,24 @@ class CentreRefiner(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     @property
+    def view_channels(self) -> int:
+        """The channels of the windows it is handed: the colours, and where it reads
+        neighbours, their maps (nearer, farther)."""
+        return 3 + 2 * int(self.neighbours)
+
+    @property
     def span(self) -> int:
         """The side of the windows it is handed (window_pixels' size), in fine pixels."""
         return 2 * self.window if self.context else self.window
 
     def forward(self, windows: torch.Tensor) -> Reading:
-        """windows: (n, 3, span, span), centred where the object is looked for."""
+        """windows: (n, view_channels, span, span), centred where the object is looked for:
+        the colours, then (where it reads neighbours) neighbour_maps'."""
         if self.context:
             quarter = self.window // 2
             centre = windows[..., quarter : quarter + self.window, quarter : quarter + self.window]
             windows = torch.cat([centre, nn.functional.avg_pool2d(windows, 2)], dim=1)
-        out = self.net(windows - 0.5)
+        out = self.net(windows - 0.5)  # the maps too: 0.5 inside a disc, -0.5 outside
         scale_end = 2 + int(self.reads_scale)
         log_scale = out[:, 2] + self.scale_reference if self.reads_scale else None
         logits = out[:, scale_end:].split(self.factors, dim=1) if self.factors else ()
@@ -139,6 +154,7 @@ class CentreRefiner(nn.Module):
             "factors": list(self.factors),
             "context": self.context,
             "scale_evidence": self.scale_evidence,
+            "neighbours": self.neighbours,
         }
 
     @classmethod
@@ -260,22 +276,134 @@ def sharpen_image_points(
     image_of: torch.Tensor,
     uv: torch.Tensor,
     passes: int = 2,
+    neighbours: Neighbours | None = None,
 ) -> tuple[torch.Tensor, Reading]:
     """n objects' image points (n, 2) in [-1, 1] moved onto their centres, and the last
     window's Reading (its scales and factor logits, where the refiner reads them): images
-    (B, 3, S, S) on the fine canvas (S = refiner.fine_size), image index image_of (n,)."""
+    (B, 3, S, S) on the fine canvas (S = refiner.fine_size), image index image_of (n,). A
+    refiner that reads neighbours needs the objects' Neighbours; each pass shows it the
+    others where the last pass left them."""
     size = images.shape[-1]
     if size != refiner.fine_size:
         raise ValueError(f"the refiner reads {refiner.fine_size}-px canvases, got {size}")
+    if refiner.neighbours and neighbours is None:
+        raise ValueError("this refiner reads neighbours: pass the objects' Neighbours")
     point = to_pixel_points(uv, size)
     half = refiner.window / 2.0
     if not len(uv):
         return uv, _empty_reading(refiner, uv)
+    every = torch.arange(len(uv), device=uv.device)
     with torch.no_grad():
         for _ in range(passes):
-            reading = refiner(window_pixels(images, image_of, point, refiner.span))
+            windows = window_pixels(images, image_of, point, refiner.span)
+            if refiner.neighbours:
+                assert neighbours is not None
+                seen = neighbour_maps(point, *neighbours.discs(every, point), refiner.span)
+                windows = torch.cat([windows, seen], dim=1)
+            reading = refiner(windows)
             point = point + reading.offsets * half
     return to_image_coordinates(point, size), reading
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbours:
+    """What a refiner that reads neighbours is told of n objects: for each, the indices
+    (n, M) of the other objects of its image among the n (-1: none), its apparent radius in
+    fine pixels (n,) and its depth in front of the camera (n,)."""
+
+    others: torch.Tensor
+    radii: torch.Tensor
+    depths: torch.Tensor
+
+    @classmethod
+    def of_objects(
+        cls, image_of: torch.Tensor, radii: torch.Tensor, depths: torch.Tensor
+    ) -> Neighbours:
+        return cls(others_in_image(image_of), radii, depths)
+
+    def to(self, device: torch.device | str) -> Neighbours:
+        return Neighbours(self.others.to(device), self.radii.to(device), self.depths.to(device))
+
+    def discs(
+        self, index: torch.Tensor, points: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the objects `index` (k,), where their neighbours are seen: at `points` (n, 2),
+        every object's pixel point, (k, M, 2); their radii (k, M), 0 for none; and whether
+        each stands nearer the camera (k, M) than the object."""
+        others = self.others[index]
+        safe = others.clamp(min=0)
+        radii = torch.where(others >= 0, self.radii[safe], 0.0)
+        return points[safe], radii, self.depths[safe] < self.depths[index, None]
+
+
+def focal_pixels(world: World, size: int) -> float:
+    """The focal length, in pixels, of the world's camera on a canvas of `size`."""
+    return size / 2 / math.tan(math.radians(world.camera.fov_deg) / 2)
+
+
+def apparent_disc_radii(
+    kind_radii: torch.Tensor, kinds: torch.Tensor, depths: torch.Tensor, focal_px: float
+) -> torch.Tensor:
+    """(n,) how large, in pixels, objects of `kinds` (n,) look at `depths` (n,): the
+    radius of their mean image area (kind_radii (K,): ShapeLibrary.apparent_radii)."""
+    return focal_px * kind_radii.to(depths)[kinds] / depths.clamp(min=1e-3)
+
+
+def answer_neighbours(
+    world: World,
+    shapes: ShapeLibrary,
+    size: int,
+    image_of: torch.Tensor,
+    kinds: torch.Tensor,
+    centres: torch.Tensor,
+    eyes: torch.Tensor,
+) -> Neighbours:
+    """The Neighbours of an answer's n objects, sorted by image (image_of (n,)): their
+    kinds (n,), 3D centres (n, 3) and their images' eyes (n, 3), seen on a `size` canvas."""
+    depths = view_depths(world, centres, eyes)
+    kind_radii = torch.as_tensor(shapes.apparent_radii)
+    radii = apparent_disc_radii(kind_radii, kinds, depths, focal_pixels(world, size))
+    return Neighbours.of_objects(image_of, radii, depths)
+
+
+def others_in_image(image_of: torch.Tensor) -> torch.Tensor:
+    """(n, M) the indices of the other objects of each object's image, -1 where there are
+    fewer (M: the most objects an image has); image_of (n,) sorted, as nonzero() gives."""
+    if len(image_of) and not bool((image_of[1:] >= image_of[:-1]).all()):
+        raise ValueError("others_in_image: the objects must be sorted by image")
+    if not len(image_of):
+        return image_of.new_zeros(0, 0)
+    counts = torch.bincount(image_of)
+    first = counts.cumsum(0) - counts  # each image's first object
+    j = torch.arange(int(counts.max()), device=image_of.device)
+    candidate = first[image_of][:, None] + j  # (n, M): the image's objects, and beyond
+    own = torch.arange(len(image_of), device=image_of.device)[:, None]
+    other = (j < counts[image_of][:, None]) & (candidate != own)
+    return torch.where(other, candidate, -1)
+
+
+def neighbour_maps(
+    centres: torch.Tensor,
+    points: torch.Tensor,
+    radii: torch.Tensor,
+    nearer: torch.Tensor,
+    span: int,
+) -> torch.Tensor:
+    """(k, 2, span, span) in [0, 1]: for windows centred at pixel points centres (k, 2) (as
+    window_pixels'), the union of the discs of radii (k, M) at points (k, M, 2) that stand
+    nearer the camera (nearer (k, M) True), and of those that stand farther; edges one
+    pixel soft."""
+    grid = torch.arange(span, dtype=centres.dtype, device=centres.device) + 0.5 - span / 2
+    u = grid + (centres[:, None, 0] - points[..., 0])[..., None]  # (k, M, span) columns
+    v = grid + (centres[:, None, 1] - points[..., 1])[..., None]  # rows
+    distance = (v[..., :, None] ** 2 + u[..., None, :] ** 2).sqrt()  # (k, M, span, span)
+    inside = (radii[..., None, None] - distance + 0.5).clamp(0.0, 1.0)
+    maps = centres.new_zeros(len(centres), 2, span, span)
+    for channel, chosen in enumerate((nearer, ~nearer)):
+        discs = inside * chosen[..., None, None]
+        if discs.shape[1]:
+            maps[:, channel] = discs.amax(1)
+    return maps
 
 
 def _empty_reading(refiner: CentreRefiner, uv: torch.Tensor) -> Reading:

@@ -26,8 +26,11 @@ from torch import nn
 from air3d.model.augment import AugmentConfig, augment
 from air3d.model.centre_refiner import (
     CentreRefiner,
+    Neighbours,
+    apparent_disc_radii,
     centre_heights,
     fine_world,
+    neighbour_maps,
     scene_cameras,
     scene_eyes,
     to_pixel_points,
@@ -198,6 +201,14 @@ class CentreTrainConfig:
     # which reads them, starts within a pixel or two, and a reading trained on windows that
     # miss by up to max_noise_px must guess which of two near objects is meant
     read_noise_px: float | None = None
+    # A refiner that reads neighbours is shown the other objects where the truth has them,
+    # missed as the window is, their sizes off by neighbour_size_noise (relative std), and
+    # each left out with chance neighbour_drop (q misses some): it needs each kind's
+    # centre height and apparent radius (K,) (ShapeLibrary.apparent_radii).
+    kind_heights: torch.Tensor | None = None
+    kind_radii: torch.Tensor | None = None
+    neighbour_size_noise: float = 0.1
+    neighbour_drop: float = 0.05
     seed: int = 0
 
 
@@ -217,10 +228,16 @@ def read_windows(n: int, config: CentreTrainConfig) -> slice:
 
 
 def noisy_windows(
-    data: CentreData, index: torch.Tensor, config: CentreTrainConfig, window: int, g
-) -> tuple[torch.Tensor, torch.Tensor]:
+    data: CentreData,
+    index: torch.Tensor,
+    config: CentreTrainConfig,
+    window: int,
+    g: torch.Generator,
+    neighbours: Neighbours | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Windows (k, 3, w, w) near the objects `index` and their targets (k, 2) in pixels;
-    with read_noise_px, the second half of them miss by that std."""
+    with read_noise_px, the second half of them miss by that std. With neighbours, also
+    the maps of each window's other objects (k, 2, w, w) (noisy_neighbours); else None."""
     noise = torch.full((len(index), 1), config.noise_px)
     if config.read_noise_px is not None:
         noise[read_windows(len(index), config)] = config.read_noise_px
@@ -228,7 +245,39 @@ def noisy_windows(
     miss = miss.clamp(-config.max_noise_px, config.max_noise_px)
     centres = data.points[index] + miss
     windows = window_pixels(data.images, data.image_of[index], centres, window)
-    return windows, -miss
+    maps = None
+    if neighbours is not None:
+        seen = noisy_neighbours(data, neighbours, index, noise, config, g)
+        maps = neighbour_maps(centres, *seen, window)
+    return windows, -miss, maps
+
+
+def data_neighbours(data: CentreData, config: CentreTrainConfig) -> Neighbours:
+    """The Neighbours of the data's objects, as the truth has them."""
+    if config.kind_heights is None or config.kind_radii is None:
+        raise ValueError("a refiner that reads neighbours trains with kind_heights and kind_radii")
+    depths = config.kind_heights[data.kinds] / data.log_scales.exp()  # log scale: log(h / z)
+    radii = apparent_disc_radii(config.kind_radii, data.kinds, depths, config.focal_px)
+    return Neighbours.of_objects(data.image_of, radii, depths)
+
+
+def noisy_neighbours(
+    data: CentreData,
+    neighbours: Neighbours,
+    index: torch.Tensor,
+    noise: torch.Tensor,
+    config: CentreTrainConfig,
+    g: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where the objects `index` (k,) see their neighbours (Neighbours.discs): each missed
+    by the std of its window's miss (noise (k, 1)), as large as it is within the size noise,
+    and left out with chance neighbour_drop, as an answer shows them."""
+    points, radii, nearer = neighbours.discs(index, data.points)
+    miss = torch.randn(points.shape, generator=g) * noise[:, :, None]
+    points = points + miss.clamp(-config.max_noise_px, config.max_noise_px)
+    size = 1.0 + config.neighbour_size_noise * torch.randn(radii.shape, generator=g)
+    kept = torch.rand(radii.shape, generator=g) >= config.neighbour_drop
+    return points, radii * size.clamp(min=0.5) * kept, nearer
 
 
 def contact_shadows(
@@ -299,17 +348,20 @@ def train_centre_refiner(
     optimiser = torch.optim.AdamW(refiner.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, config.steps)
     curve, started = [], time.time()
+    neighbours = data_neighbours(train, config) if refiner.neighbours else None
     for step in range(1, config.steps + 1):
         refiner.train()
         index = draw_objects(train, config, g)
-        windows, target = noisy_windows(train, index, config, refiner.span, g)
+        windows, target, maps = noisy_windows(train, index, config, refiner.span, g, neighbours)
         shadowed = config.contact_shadow_probability
         if config.contact_shadow_kinds is not None:
             shadowed = shadowed * config.contact_shadow_kinds[train.kinds[index]].float()
         windows = contact_shadows(
             windows, target, train.log_scales[index], config.focal_px, shadowed, g
         )
-        windows = augment(windows, config.augment, g)
+        windows = augment(windows, config.augment, g)  # the looks: the colours only
+        if maps is not None:
+            windows = torch.cat([windows, maps], dim=1)
         kinds = values[train.kinds[index]]
         reads = read_windows(len(index), config)
         loss = training_loss(refiner, windows, target, train.log_scales[index], kinds, reads)
@@ -353,14 +405,20 @@ def held_out_miss(
     refiner.eval()
     # every window misses as q's do (read_noise_px is training's): comparable across runs
     start = dataclasses.replace(config, read_noise_px=None)
-    windows, target = noisy_windows(data, index, start, refiner.span, g)
+    windows, target, _ = noisy_windows(data, index, start, refiner.span, g)
     truth = data.points[index]
     point = truth - target
+    seen = None
+    if refiner.neighbours:  # both passes see them where q's answer would have them
+        noise = torch.full((len(index), 1), config.noise_px)
+        seen = noisy_neighbours(data, data_neighbours(data, config), index, noise, start, g)
     out = {"before": float(target.norm(dim=1).median())}
     with torch.no_grad():
         for name in ("pass1", "pass2"):
             if name != "pass1":  # the next window is centred on the last answer
                 windows = window_pixels(data.images, data.image_of[index], point, refiner.span)
+            if seen is not None:
+                windows = torch.cat([windows, neighbour_maps(point, *seen, refiner.span)], 1)
             reading = refiner(windows)
             point = point + reading.offsets * (refiner.window / 2.0)
             out[name] = float((point - truth).norm(dim=1).median())

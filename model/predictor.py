@@ -17,6 +17,7 @@ from air3d.model.calibration import Calibration, read_calibration
 from air3d.model.camera_fit import fit_eyes
 from air3d.model.centre_refiner import (
     CentreRefiner,
+    answer_neighbours,
     centre_heights,
     centre_points,
     fine_world,
@@ -326,8 +327,18 @@ class Predictor:
         heights = centre_heights(self.shapes)[answer.shape[scene, slot]]
         matrices = scene_cameras(self.world, answer.eye, len(answer))
         uv = centre_points(answer.xz[scene, slot], heights, matrices[scene])
+        neighbours = None
+        if self.centres.neighbours:
+            xz = answer.xz[scene, slot]
+            centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+            eyes = scene_eyes(self.world, answer.eye, len(answer))[scene]
+            kinds = answer.shape[scene, slot]
+            size = fine.shape[-1]
+            neighbours = answer_neighbours(
+                self.world, self.shapes, size, scene, kinds, centres, eyes
+            ).to(self.device)
         uv, reading = sharpen_image_points(
-            self.centres, fine, scene.to(self.device), uv.to(self.device)
+            self.centres, fine, scene.to(self.device), uv.to(self.device), neighbours=neighbours
         )
         uv, kinds = uv.cpu(), answer.shape
         if reading.factor_logits:

@@ -93,6 +93,20 @@ class ShapeLibrary:
         vertex): a fixed property of the library, asked for on every answer's visibility."""
         return np.array([float(np.linalg.norm(mesh.verts, axis=1).max()) for mesh in self.meshes])
 
+    @cached_property
+    def apparent_radii(self) -> np.ndarray:
+        """(K,) the radius of the disc as large as each kind looks on average, seen from
+        all sides: by Cauchy's formula a convex body's mean projected area is a quarter of
+        its surface area, so sqrt(area / 4 pi) (a sphere: its radius; a cube of side s:
+        0.69 s)."""
+        radii = []
+        for mesh in self.meshes:
+            corners = mesh.verts[mesh.faces]  # (F, 3, 3)
+            sides = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+            area = 0.5 * float(np.linalg.norm(sides, axis=1).sum())
+            radii.append(np.sqrt(area / (4 * np.pi)))
+        return np.array(radii)
+
     def factor_index(self) -> np.ndarray:
         """(K, A) int: each kind's value index in each factor (shape first)."""
         factors = self.factors

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import torch
 
 from air3d.commands.fine_scenes import add_scene_arguments, open_run, render_scenes
 from air3d.model import DEFAULT_CHECKPOINT
-from air3d.model.centre_refiner import CentreRefiner, factor_sizes, write_centre_refiner
+from air3d.model.centre_refiner import (
+    CentreRefiner,
+    centre_heights,
+    factor_sizes,
+    focal_pixels,
+    write_centre_refiner,
+)
 from air3d.model.centre_training import CentreTrainConfig, train_centre_refiner
 from air3d.renderer import ShapeLibrary, World
 
@@ -46,6 +51,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--context", action="store_true",
         help="also read twice the window's side at half the resolution (large objects)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--neighbours", action="store_true",
+        help="also show it where the image's other objects are (nearer and farther): it "
+        "names an object beside a nearer one from its own pixels",
     )  # fmt: skip
     parser.add_argument(
         "--contact-shadows", type=float, default=0.0, metavar="P",
@@ -95,13 +105,17 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         contact_shadow_probability=args.contact_shadows,
         contact_shadow_kinds=_kinds_of_shapes(shapes, args.contact_shadow_shapes),
-        focal_px=fine_size / 2 / math.tan(math.radians(world.camera.fov_deg) / 2),
+        focal_px=focal_pixels(world, fine_size),
         favour_hidden=args.favour_hidden,
         read_noise_px=args.read_noise,
+        kind_heights=centre_heights(shapes),
+        kind_radii=torch.as_tensor(shapes.apparent_radii, dtype=torch.float32),
     )
     if looks is not None:
         config.augment = looks
-    refiner = _new_refiner(fine_size, args.window, world, shapes, train, args.context)
+    refiner = _new_refiner(
+        fine_size, args.window, world, shapes, train, args.context, args.neighbours
+    )
     if args.from_existing:
         _start_from(refiner, CentreRefiner.from_checkpoint(checkpoint, args.checkpoint))
     curve = train_centre_refiner(refiner, train, held_out, config, shapes.factor_index())
@@ -124,7 +138,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_refiner(
-    fine_size: int, window: int, world: World, shapes: ShapeLibrary, train, context: bool
+    fine_size: int,
+    window: int,
+    world: World,
+    shapes: ShapeLibrary,
+    train,
+    context: bool,
+    neighbours: bool,
 ) -> CentreRefiner:
     """A refiner that also reads scales where the camera jitters (they fit the camera),
     starting at the training objects' mean log scale, and names the kinds where the
@@ -139,13 +159,14 @@ def _new_refiner(
         scale_reference=reference,
         factors=factors,
         context=context,
+        neighbours=neighbours,
     )
 
 
 def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
     """Copies an existing refiner's weights into the new one; outputs the existing one
     lacks (the scale, the factors) start at zero (the reference scale, uniform kinds), and
-    so does a context the existing one does not read (its first layer's new inputs)."""
+    so do inputs it does not read (a context, neighbours: its first layer's new inputs)."""
     if existing is None:
         raise ValueError("--from-existing: the checkpoint has no centre refiner")
     if (existing.fine_size, existing.window) != (refiner.fine_size, refiner.window):
@@ -153,17 +174,28 @@ def _start_from(refiner: CentreRefiner, existing: CentreRefiner | None) -> None:
             f"--from-existing: the checkpoint's refiner reads {existing.window}-px windows of"
             f" {existing.fine_size}-px canvases, not {refiner.window} of {refiner.fine_size}"
         )
+    if existing.context > refiner.context or existing.neighbours > refiner.neighbours:
+        raise ValueError("--from-existing: the checkpoint's refiner reads more than this one")
     own = refiner.state_dict()
     last = f"net.{len(refiner.net) - 1}."  # its rows: the offsets', the scale's, the factors'
     for name, weights in existing.state_dict().items():
         rows = own[name][: len(weights)] if name.startswith(last) else own.get(name)
-        if name == "net.0.weight" and rows is not None and refiner.context > existing.context:
-            rows[:, weights.shape[1] :] = 0.0  # the context starts unread: the same answers
-            rows = rows[:, : weights.shape[1]]  # the window's colours
+        if name == "net.0.weight" and rows is not None and len(rows) == len(weights):
+            rows.zero_()  # inputs it did not read start unread: the same answers
+            rows[:, _inputs_of(existing, refiner)] = weights
+            continue
         if rows is None or rows.shape != weights.shape:
             raise ValueError(f"--from-existing: the checkpoint's refiner differs at {name}")
         rows.copy_(weights)
     refiner.load_state_dict(own)
+
+
+def _inputs_of(existing: CentreRefiner, refiner: CentreRefiner) -> torch.Tensor:
+    """Where the existing refiner's input channels sit among the new one's: each view (the
+    window, then the context) starts with its colours, then the neighbours' maps."""
+    views = 1 + int(existing.context)
+    old, new = existing.view_channels, refiner.view_channels
+    return torch.tensor([view * new + c for view in range(views) for c in range(old)])
 
 
 def _kinds_of_shapes(shapes: ShapeLibrary, names: list[str]) -> torch.Tensor:

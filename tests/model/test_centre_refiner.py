@@ -37,7 +37,7 @@ from air3d.model.centre_training import (
 )
 from air3d.model.networks import extract_glimpses
 from air3d.model.predictor import Predictor
-from air3d.renderer import SceneBatch, ShapeLibrary, open_world
+from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, open_world
 from air3d.renderer.camera import project, projection_matrices, unproject_to_plane
 from air3d.renderer.prior import sample_scenes
 
@@ -209,7 +209,8 @@ def test_read_noise_trains_scale_and_kinds_on_the_near_windows_only(tiny_clevr_w
     index = torch.arange(m)
     g = torch.Generator().manual_seed(0)
     config = CentreTrainConfig(noise_px=5.0, max_noise_px=16.0, read_noise_px=0.5)
-    _, target = noisy_windows(data, index, config, 8, g)
+    _, target, maps = noisy_windows(data, index, config, 8, g)
+    assert maps is None  # none asked for
     far, near = target[: m // 2].std(), target[m // 2 :].std()
     assert far == pytest.approx(5.0, rel=0.15) and near == pytest.approx(0.5, rel=0.15)
     # the scale and the kinds learn from the near half only: the far half's targets for
@@ -288,8 +289,6 @@ def test_a_predictor_with_a_refiner_reads_its_finer_canvas(
     assert sharp.canvas.size == FINE and sharp.q_canvas == plain.q_canvas
     world, shapes = open_world(tiny_clevr_world)
     fine = fine_world(world, FINE)
-    from air3d.renderer import SceneRenderer
-
     scenes = sample_scenes(fine, shapes, 3, 1)
     images = SceneRenderer(fine, shapes).render_scenes(scenes)
     coarse = resize_canvas(images, sharp.canvas, sharp.q_canvas)
@@ -380,6 +379,10 @@ def test_train_centres_writes_a_refiner_that_the_predictor_uses(
     assert main([*argv, "--steps", "1", "--from-existing", "--context"]) == 0  # it gains one
     wide = Predictor.from_checkpoint(path, frozen=False, fit=False).centres
     assert wide.context and wide.span == 32
+    assert main([*argv, "--steps", "1", "--from-existing", "--context", "--neighbours"]) == 0
+    seeing = Predictor.from_checkpoint(path, frozen=False, fit=False)
+    assert seeing.centres is not None and seeing.centres.neighbours
+    assert len(seeing.infer(torch.rand(2, 3, FINE, FINE))) == 2
     assert main([*argv[:-6], "--fine-size", "32", "--cache", str(cache)]) != 0
     assert "--fine-size must be above" in capsys.readouterr().err
 

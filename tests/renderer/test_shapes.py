@@ -46,6 +46,22 @@ def test_meshes_are_centred_sized_and_outward(shapes: ShapeLibrary, name: str) -
     assert solid.is_winding_consistent and solid.volume > 0
 
 
+def test_apparent_radii_are_the_discs_of_the_kinds_mean_image_area(shapes: ShapeLibrary) -> None:
+    """Cauchy: a convex body's mean projected area is a quarter of its surface area."""
+    for kind, mesh in enumerate(shapes.meshes):
+        area = trimesh.Trimesh(mesh.verts, mesh.faces, process=False).area
+        assert shapes.apparent_radii[kind] == pytest.approx(np.sqrt(area / (4 * np.pi)))
+    cube = shapes.index("cube")
+    side = shapes.spec("cube").height
+    assert shapes.apparent_radii[cube] == pytest.approx(side * np.sqrt(1.5 / np.pi), rel=0.01)
+    sphere = shapes.index("sphere")
+    radius = shapes.spec("sphere").height / 2  # the low-poly mesh's area is a little less
+    assert shapes.apparent_radii[sphere] == pytest.approx(radius, rel=0.05)
+    # smaller than the bounding sphere: a cube is seen on average as a disc well inside it
+    assert (shapes.apparent_radii <= shapes.bounding_radii + 1e-6).all()
+    assert shapes.apparent_radii[cube] < 0.85 * shapes.bounding_radii[cube]
+
+
 def test_plain_data_round_trip(shapes: ShapeLibrary) -> None:
     back = ShapeLibrary.from_dict(shapes.to_dict())
     assert back.specs == shapes.specs

@@ -392,18 +392,27 @@ def neighbour_maps(
     """(k, 2, span, span) in [0, 1]: for windows centred at pixel points centres (k, 2) (as
     window_pixels'), the union of the discs of radii (k, M) at points (k, M, 2) that stand
     nearer the camera (nearer (k, M) True), and of those that stand farther; edges one
-    pixel soft."""
-    grid = torch.arange(span, dtype=centres.dtype, device=centres.device) + 0.5 - span / 2
-    u = grid + (centres[:, None, 0] - points[..., 0])[..., None]  # (k, M, span) columns
-    v = grid + (centres[:, None, 1] - points[..., 1])[..., None]  # rows
-    distance = (v[..., :, None] ** 2 + u[..., None, :] ** 2).sqrt()  # (k, M, span, span)
+    pixel soft. Drawn in blocks of 2 x 2 pixels (span even), and only the discs that reach
+    the window: a fourth of the work, and most of an image's objects lie outside."""
+    reach = span / 2 + radii + 1.0
+    offset = (points - centres[:, None]).abs()  # (k, M, 2)
+    touches = (radii > 0) & (offset < reach[..., None]).all(-1)
+    most = int(touches.sum(1).max()) if touches.numel() else 0
+    maps = centres.new_zeros(len(centres), 2, span // 2, span // 2)
+    if most == 0:
+        return maps.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    chosen = touches.float().topk(most, dim=1).indices  # (k, most): those that reach first
+    points, radii = points.gather(1, chosen[..., None].expand(-1, -1, 2)), radii.gather(1, chosen)
+    radii = radii * touches.gather(1, chosen)  # 0 for the padding among them
+    nearer = nearer.gather(1, chosen)
+    grid = torch.arange(span // 2, dtype=centres.dtype, device=centres.device) * 2 + 1 - span / 2
+    u = grid + (centres[:, None, 0] - points[..., 0])[..., None]  # (k, most, span / 2)
+    v = grid + (centres[:, None, 1] - points[..., 1])[..., None]
+    distance = (v[..., :, None] ** 2 + u[..., None, :] ** 2).sqrt()
     inside = (radii[..., None, None] - distance + 0.5).clamp(0.0, 1.0)
-    maps = centres.new_zeros(len(centres), 2, span, span)
-    for channel, chosen in enumerate((nearer, ~nearer)):
-        discs = inside * chosen[..., None, None]
-        if discs.shape[1]:
-            maps[:, channel] = discs.amax(1)
-    return maps
+    for channel, side in enumerate((nearer, ~nearer)):
+        maps[:, channel] = (inside * side[..., None, None]).amax(1)
+    return maps.repeat_interleave(2, -1).repeat_interleave(2, -2)
 
 
 def _empty_reading(refiner: CentreRefiner, uv: torch.Tensor) -> Reading:

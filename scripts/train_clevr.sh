@@ -51,7 +51,11 @@ chmod 644 assets/model/clevr.pt
 # `--favour-hidden 6` (partly hidden objects drawn more often): 3,000 steps on the same
 # scenes, then `--scenes 6000` for 3,000 more, about 25 minutes of drawing and 12 each,
 # then 3,000 more on those 6,000 with `--read-noise 1.5` (scale and kinds trained on windows
-# that miss as the second pass's do), about 13 minutes.)
+# that miss as the second pass's do), about 13 minutes, then 3,000 more on the first 3,000
+# of them with `--neighbours` as well (the other objects' discs in two more channels;
+# `--scenes 3000 --steps 3000 --from-existing --context --contact-shadows 0.5
+# --favour-hidden 6 --read-noise 1.5 --neighbours`), about 45 minutes on one core beside
+# Blender, then calibrate-scales and calibrate as below.)
 if ! .venv/bin/python -c "import sys, torch; sys.exit('centre_refiner' not in torch.load('assets/model/clevr.pt', weights_only=True))"; then
   $air3d train-centres --checkpoint assets/model/clevr.pt --scenes 3000 --steps 4000 --seed 1000
 fi

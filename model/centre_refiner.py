@@ -398,9 +398,8 @@ def neighbour_maps(
     offset = (points - centres[:, None]).abs()  # (k, M, 2)
     touches = (radii > 0) & (offset < reach[..., None]).all(-1)
     most = int(touches.sum(1).max()) if touches.numel() else 0
-    maps = centres.new_zeros(len(centres), 2, span // 2, span // 2)
     if most == 0:
-        return maps.repeat_interleave(2, -1).repeat_interleave(2, -2)
+        return centres.new_zeros(len(centres), 2, span, span)
     chosen = touches.float().topk(most, dim=1).indices  # (k, most): those that reach first
     points, radii = points.gather(1, chosen[..., None].expand(-1, -1, 2)), radii.gather(1, chosen)
     radii = radii * touches.gather(1, chosen)  # 0 for the padding among them
@@ -410,6 +409,7 @@ def neighbour_maps(
     v = grid + (centres[:, None, 1] - points[..., 1])[..., None]
     distance = (v[..., :, None] ** 2 + u[..., None, :] ** 2).sqrt()
     inside = (radii[..., None, None] - distance + 0.5).clamp(0.0, 1.0)
+    maps = centres.new_zeros(len(centres), 2, span // 2, span // 2)
     for channel, side in enumerate((nearer, ~nearer)):
         maps[:, channel] = (inside * side[..., None, None]).amax(1)
     return maps.repeat_interleave(2, -1).repeat_interleave(2, -2)
@@ -423,10 +423,15 @@ def _empty_reading(refiner: CentreRefiner, uv: torch.Tensor) -> Reading:
     )
 
 
+def ground_centres(xz: torch.Tensor, heights: torch.Tensor) -> torch.Tensor:
+    """Objects' 3D centres (n, 3): ground positions (n, 2) at their centre heights (n,)."""
+    return torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+
+
 def centre_points(xz: torch.Tensor, heights: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """Image points (n, 2) of objects' 3D centres: ground positions (n, 2) at their centre
     heights (n,), each through its image's camera matrix (n, 4, 4)."""
-    return project(torch.cat([xz[:, :1], heights[:, None], xz[:, 1:]], dim=1), matrices)
+    return project(ground_centres(xz, heights), matrices)
 
 
 def write_centre_refiner(path: str | Path, refiner: CentreRefiner) -> None:

@@ -30,6 +30,7 @@ from air3d.model.centre_refiner import (
     apparent_disc_radii,
     centre_heights,
     fine_world,
+    ground_centres,
     neighbour_maps,
     scene_cameras,
     scene_eyes,
@@ -105,8 +106,7 @@ def object_targets(world: World, shapes: ShapeLibrary, latents: SceneBatch, fine
     matrices = scene_cameras(world, eyes, len(latents))
     scene, slot = latents.present.nonzero(as_tuple=True)
     heights = centre_heights(shapes)[latents.shape[scene, slot]]
-    xz = latents.xz[scene, slot]
-    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+    centres = ground_centres(latents.xz[scene, slot], heights)
     points = to_pixel_points(project(centres, matrices[scene]), fine_size)
     log_scales = torch.log(heights / view_depths(world, centres, eyes[scene]))
     return scene, points, log_scales, latents.shape[scene, slot]

@@ -21,6 +21,7 @@ from air3d.model.centre_refiner import (
     centre_heights,
     centre_points,
     fine_world,
+    ground_centres,
     kind_posterior,
     scene_cameras,
     scene_eyes,
@@ -329,8 +330,7 @@ class Predictor:
         uv = centre_points(answer.xz[scene, slot], heights, matrices[scene])
         neighbours = None
         if self.centres.neighbours:
-            xz = answer.xz[scene, slot]
-            centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+            centres = ground_centres(answer.xz[scene, slot], heights)
             eyes = scene_eyes(self.world, answer.eye, len(answer))[scene]
             kinds = answer.shape[scene, slot]
             size = fine.shape[-1]

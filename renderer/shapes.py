@@ -99,13 +99,8 @@ class ShapeLibrary:
         all sides: by Cauchy's formula a convex body's mean projected area is a quarter of
         its surface area, so sqrt(area / 4 pi) (a sphere: its radius; a cube of side s:
         0.69 s)."""
-        radii = []
-        for mesh in self.meshes:
-            corners = mesh.verts[mesh.faces]  # (F, 3, 3)
-            sides = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-            area = 0.5 * float(np.linalg.norm(sides, axis=1).sum())
-            radii.append(np.sqrt(area / (4 * np.pi)))
-        return np.array(radii)
+        areas = [trimesh.Trimesh(m.verts, m.faces, process=False).area for m in self.meshes]
+        return np.sqrt(np.array(areas) / (4 * np.pi))
 
     def factor_index(self) -> np.ndarray:
         """(K, A) int: each kind's value index in each factor (shape first)."""

@@ -226,7 +226,8 @@ def merge_shards(out: str | Path) -> int:
 def write_clevr_scenes(lines: str | Path, out: str | Path, predictor: Predictor) -> int:
     """Writes the inferences of the JSONL file `lines` as a CLEVR scenes JSON (see
     air3d/clevr_format.py) to `out`, atomically: one scene per inferred image, sorted by
-    source, `image_filename` the source as given, each object with its `presence` too.
+    source, `image_filename` the source as given, each object with its `presence` and
+    `confidence` too (and its `position_sd` where the answer gives one).
     Error lines are left out (the JSONL keeps them). Returns the number of scenes."""
     records = {}
     for line in read_jsonl(lines):
@@ -238,8 +239,11 @@ def write_clevr_scenes(lines: str | Path, out: str | Path, predictor: Predictor)
         record = records[source]
         world = with_max_objects(predictor.world, len(record["objects"]))  # --max-objects
         scene = Scene.from_json(record, world, predictor.shapes)
-        presence = [{"presence": obj["presence"]} for obj in record["objects"]]
-        scenes.append(scene_to_clevr(scene, source, index, predictor.world, "inferred", presence))
+        extra = [
+            {key: obj[key] for key in ("presence", "confidence", "position_sd") if key in obj}
+            for obj in record["objects"]
+        ]
+        scenes.append(scene_to_clevr(scene, source, index, predictor.world, "inferred", extra))
     model = {"name": predictor.name, "checkpoint_hash": predictor.checkpoint_hash}
     write_clevr(out, clevr_document(scenes, model=model, inferences=str(lines)))
     return len(scenes)

@@ -112,11 +112,26 @@ def confusion_table(confusion: dict[str, dict[str, int]]) -> str:
     return _table(["true \\ predicted", *labels], rows)
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+RANKING_NOTE = (
+    " This model's confidence is the probability that the object is there, of its kind, and "
+    "near where it is said to be (its position_sd); ranked by presence alone, as the "
+    "published models rank theirs, it scores the row below it: the answers are the same."
+)
+
+
 def ap_markdown(ap: dict[str, Any], world: str | None = None, name: str = "this model") -> str:
     """The report's `ap` section as a table, AP in % as the published CLEVR table, with the
     published rows of the world (evaluation/published.py) beside ours, same columns."""
     values = ap["values"]
-    rows = [[f"**{name}**", *("—" if v is None else f"{100 * v:.1f}" for v in values.values())]]
+    rows = [[f"**{name}**", *(_percent(v) for v in values.values())]]
+    by_presence = ap.get("values_by_presence")
+    if by_presence is not None:
+        cells = (_percent(by_presence.get(k)) for k in values)
+        rows.append([f"{name}, ranked by presence alone", *cells])
     published = published_ap(world)
     for model, theirs in published:
         rows.append(
@@ -129,6 +144,7 @@ def ap_markdown(ap: dict[str, Any], world: str | None = None, name: str = "this 
         "all match a true object whose 3D centre is nearer than the threshold (world units), "
         "one prediction per true object; predictions are "
         "ranked by confidence over the whole data set (Locatello et al. 2020, CLEVR protocol)."
+        + (RANKING_NOTE if by_presence is not None else "")
         + note
     )
 

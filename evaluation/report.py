@@ -16,6 +16,7 @@ import platform
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,7 +85,7 @@ def evaluate(
     _check_images(dataset.images, predictor.world.image_size if canvas is None else canvas.size)
     n = len(dataset.scenes)
     _warm_up(predictor, dataset.images)
-    predicted, confidences, seconds = _infer_all(predictor, dataset.images, batch_size, progress)
+    predicted, scores, seconds = _infer_all(predictor, dataset.images, batch_size, progress)
     world, shapes = predictor.world, predictor.shapes
     timing = _timing(predictor, dataset.images, batch_size, seconds, timing_calls)
     report = {
@@ -106,7 +107,7 @@ def evaluate(
             shapes,
             batch_size=max(batch_size, 16),
         ),
-        "ap": set_prediction_ap(dataset.scenes, predicted, confidences, shapes, ap_thresholds),
+        "ap": set_prediction_ap(dataset.scenes, predicted, scores, shapes, ap_thresholds),
         "timing": timing,
         "predicted_scenes": [scene.to_json() for scene in predicted],
     }
@@ -142,11 +143,11 @@ def _warm_up(predictor: PredictorLike, images: torch.Tensor) -> None:
 
 def _infer_all(
     predictor: PredictorLike, images: torch.Tensor, batch_size: int, progress: bool
-) -> tuple[list[Scene], list[list[float]], list[float]]:
-    """Scenes for every image, each scene's object confidences, and the seconds each `infer`
+) -> tuple[list[Scene], Scores, list[float]]:
+    """Scenes for every image, their objects' ranking scores, and the seconds each `infer`
     call took (one per batch)."""
     scenes: list[Scene] = []
-    confidences: list[list[float]] = []
+    scores = Scores([], [])
     seconds: list[float] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
@@ -158,42 +159,76 @@ def _infer_all(
                 raise ValueError(f"predictor returned {len(results)} results for {len(chunk)}")
             for result in results:
                 scenes.append(result.scene())
-                confidences.append(_confidences(result, scenes[-1]))
+                scores.confidences.append(_confidences(result, scenes[-1]))
+                scores.presences.append(_presences(result, scenes[-1]))
             bar.update(len(chunk))
-    return scenes, confidences, seconds
+    return scenes, scores, seconds
 
 
 def _confidences(result: InferenceLike, scene: Scene) -> list[float]:
+    """Each object's ranking score: its confidence where the answer gives one (the
+    Predictor's: presence and how sure its position is), else its presence, else 1."""
+    objects = getattr(result, "objects", None)
+    if objects is not None and len(objects) == len(scene.objects):
+        return [_confidence(obj) for obj in objects]
+    return [1.0] * len(scene.objects)
+
+
+def _confidence(obj: object) -> float:
+    given = getattr(obj, "confidence", None)
+    return float(getattr(obj, "presence", 1.0) if given is None else given)
+
+
+def _presences(result: InferenceLike, scene: Scene) -> list[float]:
+    """Each object's presence (1 without one): what published models rank by."""
     objects = getattr(result, "objects", None)
     if objects is not None and len(objects) == len(scene.objects):
         return [float(getattr(obj, "presence", 1.0)) for obj in objects]
     return [1.0] * len(scene.objects)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """Per scene, its objects' ranking scores: the answer's confidences (what AP ranks by)
+    and their presences alone (how published models rank, for a like comparison)."""
+
+    confidences: list[list[float]]
+    presences: list[list[float]]
+
+
 def set_prediction_ap(
     true: Sequence[Scene],
     predicted: Sequence[Scene],
-    confidences: Sequence[Sequence[float]],
+    scores: Scores,
     shapes: ShapeLibrary,
     thresholds: Sequence[float] = CLEVR_THRESHOLDS,
 ) -> dict[str, Any]:
     """The report's `ap` section: AP (fraction) at each 3D distance threshold, keyed "inf",
-    "1", "0.5", ... (evaluation/set_prediction.py); a match needs the shape and every
-    attribute of the world (CLEVR: shape, color, size, material)."""
+    "1", "0.5", ... (evaluation/set_prediction.py), predictions ranked by their confidences;
+    where those are not the presences, also `values_by_presence`, ranked by presence alone.
+    A match needs the shape and every attribute of the world (CLEVR: shape, color, size,
+    material)."""
     attributes = [name for name, _ in shapes.factors]
     truths = [[TrueObject(_described(o), o.position) for o in scene.objects] for scene in true]
-    predictions = [
-        [
-            PredictedObject(_described(o), o.position, c)
-            for o, c in zip(scene.objects, scores, strict=True)
+
+    def table(ranking: Sequence[Sequence[float]]) -> dict[str, float | None]:
+        predictions = [
+            [
+                PredictedObject(_described(o), o.position, c)
+                for o, c in zip(scene.objects, confidences, strict=True)
+            ]
+            for scene, confidences in zip(predicted, ranking, strict=True)
         ]
-        for scene, scores in zip(predicted, confidences, strict=True)
-    ]
-    return {
+        return ap_table(truths, predictions, attributes, thresholds)
+
+    section = {
         "attributes": attributes,
         "distance": "3D centre distance, world units; a match must be strictly nearer",
-        "values": ap_table(truths, predictions, attributes, thresholds),
+        "values": table(scores.confidences),
     }
+    if scores.confidences != scores.presences:
+        section["values_by_presence"] = table(scores.presences)
+    return section
 
 
 def _described(obj: SceneObject) -> dict[str, str]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from air3d.model.predictor import POSITION_TOLERANCE
+
 MAX_YAW_DEG = 36_000.0  # |yaw| bound; far beyond it the renderer's float32 angle overflowed (a 500)
 
 # Strict: a JSON `false` is not the number 0, nor "1" a number. The served model's shape
@@ -74,6 +76,19 @@ class ObjectOut(BaseModel):
         ge=0, lt=360, description="degrees in [0, 360), counter-clockwise seen from above"
     )
     presence: float = Field(ge=0, le=1, description="q's probability that this object is there")
+    confidence: float = Field(
+        ge=0, le=1,
+        description="the probability that the object is there, of the kind answered, and "
+        f"with its centre within {POSITION_TOLERANCE} world units of the truth: presence, "
+        "times the kind's probability, times the share of position_sd's Gaussian within "
+        "that distance (where position_sd is given); answers rank by it",
+    )  # fmt: skip
+    position_sd: float | None = Field(
+        default=None, ge=0,
+        description="how far the centre may be off, RMS over the ground plane (world "
+        "units), for want of the true camera: given where the model fits each image's camera "
+        "(a world whose camera jitters, CLEVR's)",
+    )  # fmt: skip
     shape_probs: dict[str, float] = Field(description="q's probability of each shape")
     pixel: list[float] = Field(
         min_length=2, max_length=2,

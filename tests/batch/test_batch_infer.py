@@ -66,7 +66,9 @@ def test_one_line_per_image_with_the_model_and_the_infer_fields(workdir, tiny_ch
             "checkpoint_hash": predictor.checkpoint_hash,
         }
         for obj in line["objects"]:
-            assert set(obj) == {"shape", "position", "yaw_deg", "presence", "shape_probs"}
+            assert set(obj) == {
+                "shape", "position", "yaw_deg", "presence", "confidence", "shape_probs"
+            }  # fmt: skip
     # the same answer as the predictor gives for the image on its own
     from air3d.images import read_image
 
@@ -230,6 +232,7 @@ def test_format_clevr_writes_a_clevr_scenes_file(workdir, tiny_checkpoint, world
         for clevr, ours in zip(scene["objects"], objects, strict=True):
             x, y, z = ours["position"]
             assert clevr["3d_coords"] == [x, -z, y] and clevr["presence"] == ours["presence"]
+            assert clevr["confidence"] == ours["confidence"]
     # and it reads back into the same scenes
     back = dict(read_clevr(workdir / "pred.json", world, shapes))
     assert len(back) == 6

@@ -132,6 +132,41 @@ def test_average_precision_ranks_by_presence(world, shapes, dataset: Dataset) ->
     assert low["inf"] == pytest.approx(1.0)
     assert high["ap"]["values"]["inf"] == pytest.approx(0.75)
     assert "| 75.0 |" in to_markdown(high)
+    assert "values_by_presence" not in high["ap"]  # no confidences but the presences
+
+
+@dataclass(frozen=True)
+class Confident(Scored):
+    """An object with a confidence apart from its presence, as the Predictor's."""
+
+    confidence: float
+
+
+def test_average_precision_ranks_by_confidence_and_also_reports_presence(
+    world, shapes, dataset: Dataset
+) -> None:
+    # As above, the spurious cube's presence (0.99) ranks it above the true objects (0.9);
+    # its confidence (0.5) ranks it below them.
+    extra = SceneObject("cube", (-0.9, 0.3, -0.9), 0.0)
+    answers = [*SCENES[:2], Scene((*SCENES[2].objects, extra))]
+
+    class Confidences(LookupPredictor):
+        def infer(self, images):
+            scored = []
+            for answer in super().infer(images):
+                objects = [Confident(0.9, 0.8) for _ in answer.scene().objects]
+                if len(objects) == 3:
+                    objects[-1] = Confident(0.99, 0.5)
+                scored.append(ScoredAnswer(answer.scene_, tuple(objects)))
+            return scored
+
+    predictor = Confidences(world, shapes, dataset.images, answers)
+    report = evaluate(predictor, dataset, batch_size=3, timing_calls=0)
+    assert report["ap"]["values"]["inf"] == pytest.approx(1.0)
+    assert report["ap"]["values_by_presence"]["inf"] == pytest.approx(0.75)
+    markdown = to_markdown(report)
+    assert "| **lookup** | 100.0 |" in markdown
+    assert "| lookup, ranked by presence alone | 75.0 |" in markdown
 
 
 def test_average_precision_thresholds_are_a_parameter(world, shapes, dataset) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -102,3 +104,47 @@ def test_objects_the_answer_itself_hides_are_dropped(tiny_checkpoint, shapes, mo
     monkeypatch.setattr(predictor, "_ask_q", lambda images: asked)
     result = predictor.infer(torch.rand(1, 3, 64, 64))[0]
     assert sorted(o.shape for o in result.objects) == ["cube", "sphere"]
+
+
+def test_objects_say_how_sure_their_positions_are():
+    """The shipped CLEVR model fits each image's camera: each object carries how far its
+    centre may be off (position_sd), and its confidence (there, of its kind, within
+    POSITION_TOLERANCE) is at most its presence and falls as the position_sd grows. On our
+    own renders the misses are about as large as the position_sds say."""
+    from air3d.model.centre_refiner import fine_world
+    from air3d.model.shipped import shipped_checkpoint
+    from air3d.renderer.prior import sample_scenes
+
+    predictor = Predictor.from_checkpoint(shipped_checkpoint("clevr"), fit=False)
+    world, shapes = predictor.world, predictor.shapes
+    scenes = sample_scenes(world, shapes, 12, 11)
+    images = SceneRenderer(fine_world(world, predictor.canvas.size), shapes).render_scenes(scenes)
+    ratios = []
+    for result, scene in zip(predictor.infer(images), scenes, strict=True):
+        truth = torch.tensor([o.position for o in scene.objects])[:, [0, 2]]
+        for obj in result.objects:
+            data = obj.to_json()
+            assert data["position_sd"] > 0
+            assert 0 < data["confidence"] <= data["presence"]
+            miss = (truth - torch.tensor(obj.position)[[0, 2]]).norm(dim=1).min()
+            ratios.append(float(miss) / obj.position_sd)
+    assert len(ratios) >= 40
+    assert 0.3 < float(torch.tensor(ratios).square().mean().sqrt()) < 2.0
+
+
+def test_without_a_fitted_camera_the_confidence_is_presence_and_kind(tiny_checkpoint):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint)
+    for result in predictor.infer(torch.rand(3, 3, 64, 64)):
+        for obj in result.objects:
+            data = obj.to_json()
+            assert "position_sd" not in data
+            assert data["confidence"] == pytest.approx(obj.presence * obj.shape_probs[obj.shape])
+
+
+def test_confidence_falls_with_the_position_sd():
+    from air3d.model.predictor import POSITION_TOLERANCE, object_confidence
+
+    assert object_confidence(0.9, 0.5, None) == pytest.approx(0.45)
+    sure = object_confidence(0.9, 0.5, 0.1 * POSITION_TOLERANCE)
+    unsure = object_confidence(0.9, 0.5, POSITION_TOLERANCE)
+    assert sure == pytest.approx(0.45) and unsure == pytest.approx(0.45 * (1 - math.exp(-1)))

@@ -123,7 +123,8 @@ def fit_eyes(
         e = (elevation[:, None, None] + spans[1] * steps[None, None, :]).expand(B, GRID, GRID)
         d, e = d.reshape(B, -1), e.reshape(B, -1)
         candidates = to_cartesian(d, e, azimuth[:, None], world)  # (B, G*G, 3)
-        cost = _eye_cost(world, prior, candidates, d, e, uv, heights, log_scales, image_of, noise)
+        expected = expected_log_scales(world, candidates, uv, heights, image_of)
+        cost = _eye_cost(prior, expected, d, e, log_scales, image_of, noise)
         best = cost.argmin(dim=1, keepdim=True)
         distance, elevation = d.gather(1, best)[:, 0], e.gather(1, best)[:, 0]
         spans = tuple(2.0 * span / (GRID - 1) for span in spans)
@@ -155,9 +156,11 @@ def position_spreads(
     d = distance[:, None] + prior.distance_std * d_step.reshape(1, -1)
     e = elevation[:, None] + prior.elevation_std * e_step.reshape(1, -1)
     candidates = to_cartesian(d, e, azimuth[:, None], world)  # (B, 9, 3)
-    cost = _eye_cost(world, prior, candidates, d, e, uv, heights, log_scales, image_of, noise)
+    centres = plane_points(world, candidates, uv, heights, image_of)  # (n, 9, 3)
+    expected = _log_scales_at(world, centres, candidates, heights, image_of)
+    cost = _eye_cost(prior, expected, d, e, log_scales, image_of, noise)
     covariance = _laplace_covariance(cost.view(-1, 3, 3))  # in prior stds, (B, 2, 2)
-    xz = plane_points(world, candidates, uv, heights, image_of)[..., [0, 2]].view(-1, 3, 3, 2)
+    xz = centres[..., [0, 2]].view(-1, 3, 3, 2)
     # Each object's ground point per prior std of distance and of elevation: (n, 2, 2)
     jacobian = torch.stack([xz[:, 2, 1] - xz[:, 0, 1], xz[:, 1, 2] - xz[:, 1, 0]], dim=-1) / (
         2 * LAPLACE_STEP
@@ -176,15 +179,12 @@ def _point_variance(
     image point makes, seen from its image's eye (B, 1, 3): more where the ground is
     foreshortened, far from the camera."""
     h = 1e-3
-    stretch = torch.stack(
-        [
-            plane_points(world, eyes, uv + du, heights, image_of)[:, 0, [0, 2]]
-            - plane_points(world, eyes, uv - du, heights, image_of)[:, 0, [0, 2]]
-            for du in torch.tensor([[h, 0.0], [0.0, h]], dtype=uv.dtype)
-        ],
-        dim=-1,
-    ) / (2 * h)  # (n, 2 ground axes, 2 image axes)
-    return POINT_NOISE**2 * (stretch**2).sum(dim=(1, 2))
+    nudges = torch.tensor([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]], dtype=uv.dtype)
+    nudged = (uv[None] + nudges[:, None]).reshape(-1, 2)  # (4n, 2): each nudge in turn
+    points = plane_points(world, eyes, nudged, heights.repeat(4), image_of.repeat(4))
+    points = points[:, 0, [0, 2]].view(4, -1, 2)
+    stretch = torch.stack([points[0] - points[1], points[2] - points[3]], dim=-1) / (2 * h)
+    return POINT_NOISE**2 * (stretch**2).sum(dim=(1, 2))  # stretch: (n, ground, image axes)
 
 
 def _laplace_covariance(cost: torch.Tensor) -> torch.Tensor:
@@ -201,40 +201,21 @@ def _laplace_covariance(cost: torch.Tensor) -> torch.Tensor:
 
 
 def _eye_cost(
-    world: World,
     prior: EyePrior,
-    candidates: torch.Tensor,
+    expected: torch.Tensor,
     d: torch.Tensor,
     e: torch.Tensor,
-    uv: torch.Tensor,
-    heights: torch.Tensor,
     log_scales: torch.Tensor,
     image_of: torch.Tensor,
     noise: float,
 ) -> torch.Tensor:
-    """(B, C) each candidate eye's (B, C, 3) negative log posterior, up to a constant: the
-    objects' misfit and the prior of its distance d and elevation e (B, C)."""
-    cost = _misfit(world, candidates, uv, heights, log_scales, image_of, noise)
+    """(B, C) each of C candidate eyes' negative log posterior, up to a constant: the misfit
+    of the objects' measured log scales (n,) to those each eye would show (expected, (n, C);
+    Cauchy of scale `noise`) and the prior of its distance d and elevation e (B, C)."""
+    misfit = torch.log1p(((expected - log_scales.double()[:, None]) / noise) ** 2)
+    cost = torch.zeros(d.shape, dtype=torch.float64).index_add_(0, image_of, misfit)
     cost += 0.5 * ((d - prior.distance) / prior.distance_std) ** 2
     return cost + 0.5 * ((e - prior.elevation) / prior.elevation_std) ** 2
-
-
-def _misfit(
-    world: World,
-    candidates: torch.Tensor,
-    uv: torch.Tensor,
-    heights: torch.Tensor,
-    log_scales: torch.Tensor,
-    image_of: torch.Tensor,
-    noise: float,
-) -> torch.Tensor:
-    """(B, C) each image's negative log likelihood (Cauchy of scale `noise`, up to a
-    constant) of its objects' measured log scales under each of its C candidate eyes
-    (B, C, 3)."""
-    expected = expected_log_scales(world, candidates, uv, heights, image_of)
-    misfit = torch.log1p(((expected - log_scales.double()[:, None]) / noise) ** 2)
-    B, C, _ = candidates.shape
-    return torch.zeros(B, C, dtype=torch.float64).index_add_(0, image_of, misfit)
 
 
 def expected_log_scales(
@@ -248,6 +229,18 @@ def expected_log_scales(
     image's C candidate eyes (B, C, 3): its image point uv (n, 2) read onto the plane at its
     centre height h (n,), z that point's depth in front of the candidate camera."""
     centres = plane_points(world, candidates, uv, heights, image_of)
+    return _log_scales_at(world, centres, candidates, heights, image_of)
+
+
+def _log_scales_at(
+    world: World,
+    centres: torch.Tensor,
+    candidates: torch.Tensor,
+    heights: torch.Tensor,
+    image_of: torch.Tensor,
+) -> torch.Tensor:
+    """(n, C) log(h / z) of n objects' centres (n, C, 3) seen from their images' C candidate
+    eyes (B, C, 3), z the centre's depth in front of the camera."""
     depth = view_depths(world, centres, candidates[image_of]).clamp_min(1e-3)
     return torch.log(heights.double()[:, None] / depth)
 

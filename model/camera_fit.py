@@ -156,7 +156,13 @@ def position_spreads(
     d = distance[:, None] + prior.distance_std * d_step.reshape(1, -1)
     e = elevation[:, None] + prior.elevation_std * e_step.reshape(1, -1)
     candidates = to_cartesian(d, e, azimuth[:, None], world)  # (B, 9, 3)
-    centres = plane_points(world, candidates, uv, heights, image_of)  # (n, 9, 3)
+    # Each image point and the same nudged four ways (_stretch) on the plane, seen from
+    # each candidate: one set of camera matrices for both.
+    n, nudged = len(uv), _nudged(uv)
+    points = plane_points(
+        world, candidates, torch.cat([uv, nudged]), heights.repeat(5), image_of.repeat(5)
+    )
+    centres = points[:n]  # (n, 9, 3)
     expected = _log_scales_at(world, centres, candidates, heights, image_of)
     cost = _eye_cost(prior, expected, d, e, log_scales, image_of, noise)
     covariance = _laplace_covariance(cost.view(-1, 3, 3))  # in prior stds, (B, 2, 2)
@@ -168,23 +174,28 @@ def position_spreads(
     eye_variance = (jacobian @ covariance[image_of] * jacobian).sum(dim=(1, 2))
     look_at = torch.tensor(world.camera.look_at, dtype=torch.float64)[[0, 2]]
     reach = (xz[:, 1, 1] - look_at).norm(dim=-1)  # from the axis the azimuth turns about
-    point_variance = _point_variance(world, candidates[:, 4:5], uv, heights, image_of)
+    point_variance = POINT_NOISE**2 * _stretch(points[n:, 4, [0, 2]].view(4, n, 2))
     return torch.sqrt(eye_variance + (reach * prior.azimuth_std) ** 2 + point_variance)
 
 
-def _point_variance(
-    world: World, eyes: torch.Tensor, uv: torch.Tensor, heights: torch.Tensor, image_of
-) -> torch.Tensor:
-    """(n,) the variance of each object's ground point (both axes) that POINT_NOISE in its
-    image point makes, seen from its image's eye (B, 1, 3): more where the ground is
-    foreshortened, far from the camera."""
-    h = 1e-3
+NUDGE = 1e-3  # image units: the finite difference of the ground's stretch
+
+
+def _nudged(uv: torch.Tensor) -> torch.Tensor:
+    """(4n, 2) the image points (n, 2) nudged right, left, down and up, each in turn."""
+    h = NUDGE
     nudges = torch.tensor([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]], dtype=uv.dtype)
-    nudged = (uv[None] + nudges[:, None]).reshape(-1, 2)  # (4n, 2): each nudge in turn
-    points = plane_points(world, eyes, nudged, heights.repeat(4), image_of.repeat(4))
-    points = points[:, 0, [0, 2]].view(4, -1, 2)
-    stretch = torch.stack([points[0] - points[1], points[2] - points[3]], dim=-1) / (2 * h)
-    return POINT_NOISE**2 * (stretch**2).sum(dim=(1, 2))  # stretch: (n, ground, image axes)
+    return (uv[None] + nudges[:, None]).reshape(-1, 2)
+
+
+def _stretch(nudged_points: torch.Tensor) -> torch.Tensor:
+    """(n,) the ground's squared stretch per image unit (summed over both ground and both
+    image axes) at n points, from their nudged points on the ground (4, n, 2): the
+    variance of a ground point per unit variance of its image point. More where the ground
+    is foreshortened, far from the camera."""
+    right, left, down, up = nudged_points
+    stretch = torch.stack([right - left, down - up], dim=-1) / (2 * NUDGE)
+    return (stretch**2).sum(dim=(1, 2))
 
 
 def _laplace_covariance(cost: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,8 @@ posterior of the eye's distance and elevation about the fit (a Laplace approxima
 the same cost), carried through to the object's point on its plane, and the prior's spread
 of azimuths, which nothing in the image narrows: turning the eye about the look-at turns
 the read positions with it, so an object far from the look-at is less sure than one near
-it. Answers rank their objects by it (`Predictor`): most of CLEVR's centre error is the
-eye's.
+it; and the image point's own error, stretched where the ground is foreshortened. Answers
+rank their objects by it (`Predictor`): most of CLEVR's centre error is the eye's.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ LAPLACE_STEP = 0.05
 # frame's width): about half a pixel at 320 (ours: 0.3 px median; Blender's more). It adds
 # to the spread of the eye's.
 POINT_NOISE = 0.003
+NUDGE = 1e-3  # image units: the finite difference of the ground's stretch under the points
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,6 @@ def position_spreads(
     reach = (xz[:, 1, 1] - look_at).norm(dim=-1)  # from the axis the azimuth turns about
     point_variance = POINT_NOISE**2 * _stretch(points[n:, 4, [0, 2]].view(4, n, 2))
     return torch.sqrt(eye_variance + (reach * prior.azimuth_std) ** 2 + point_variance)
-
-
-NUDGE = 1e-3  # image units: the finite difference of the ground's stretch
 
 
 def _nudged(uv: torch.Tensor) -> torch.Tensor:

@@ -167,8 +167,12 @@ function showObjects(body) {
     const li = document.createElement("li");
     li.className = "object";
     const [x, , z] = obj.position;
-    li.textContent = `${describe(obj)} at x=${fmt(x)}, z=${fmt(z)}, ` +
-      `yaw ${fmt(obj.yaw_deg)}°, presence ${fmt(obj.presence)}, ${probabilities(obj)}`;
+    // How far the centre may be off, and how sure the whole object is, where given.
+    const spread = obj.position_sd == null ? "" : ` (±${fmt(obj.position_sd)})`;
+    const confidence = obj.confidence == null ? "" : `, confidence ${fmt(obj.confidence)}`;
+    li.textContent = `${describe(obj)} at x=${fmt(x)}, z=${fmt(z)}${spread}, ` +
+      `yaw ${fmt(obj.yaw_deg)}°, presence ${fmt(obj.presence)}${confidence}, ` +
+      `${probabilities(obj)}`;
     $("objects").append(li);
     const marker = document.createElement("div");
     marker.className = "marker";

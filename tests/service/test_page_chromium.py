@@ -159,6 +159,7 @@ ATTRIBUTES_SCRIPT = """
 <script>
   air3d.showAnswer({objects: [{shape: "cube", color: "red", size: "large", material: "metal",
     position: [0.1, 0.7, -0.2], yaw_deg: 10, presence: 0.99, shape_probs: {cube: 0.9},
+    position_sd: 0.08, confidence: 0.7,
     attribute_probs: {color: {red: 0.8, blue: 0.2}, size: {large: 0.7, small: 0.3},
                       material: {rubber: 0.4, metal: 0.6}},
     pixel: [12, 12]}], count: 1,
@@ -175,8 +176,8 @@ ATTRIBUTES_SCRIPT = """
 
 
 def test_page_shows_each_objects_attributes_and_marks_the_frame(tmp_path):
-    """A clevr answer: the object's attribute values and their probabilities are listed, and
-    its marker is placed in the letterboxed frame's rows, not the whole square."""
+    """A clevr answer: the object's attribute values and their probabilities are listed, with
+    how far its centre may be off and its confidence, and its marker is placed in the letterboxed frame's rows, not the whole square."""
     static = ROOT / "service/static"
     page = (static / "index.html").read_text()
     page = page.replace('"/static/app.js"></script>', f'"{(static / "app.js").as_uri()}"></script>')
@@ -184,8 +185,8 @@ def test_page_shows_each_objects_attributes_and_marks_the_frame(tmp_path):
     fixture.write_text(page.replace("</body>", ATTRIBUTES_SCRIPT + "</body>"))
     results = fixture_results(tmp_path, fixture)
     assert results["item"] == (
-        "red large metal cube at x=0.10, z=-0.20, yaw 10.00°, presence 0.99, "
-        "p(shape) 0.90, p(color) 0.80, p(size) 0.70, p(material) 0.60"
+        "red large metal cube at x=0.10, z=-0.20 (±0.08), yaw 10.00°, presence 0.99, "
+        "confidence 0.70, p(shape) 0.90, p(color) 0.80, p(size) 0.70, p(material) 0.60"
     )
     assert results["title"] == "1: red large metal cube"
     assert results["left"] == "50%" and results["top"] == "50%"  # row 12 of rows 3..21

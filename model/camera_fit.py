@@ -164,7 +164,7 @@ def position_spreads(
         world, candidates, torch.cat([uv, nudged]), heights.repeat(5), image_of.repeat(5)
     )
     centres = points[:n]  # (n, 9, 3)
-    expected = _log_scales_at(world, centres, candidates, heights, image_of)
+    expected = _log_scales_at(world, centres, candidates, image_of)
     cost = _eye_cost(prior, expected, d, e, log_scales, image_of, noise)
     covariance = _laplace_covariance(cost.view(-1, 3, 3))  # in prior stds, (B, 2, 2)
     xz = centres[..., [0, 2]].view(-1, 3, 3, 2)
@@ -238,20 +238,14 @@ def expected_log_scales(
     image's C candidate eyes (B, C, 3): its image point uv (n, 2) read onto the plane at its
     centre height h (n,), z that point's depth in front of the candidate camera."""
     centres = plane_points(world, candidates, uv, heights, image_of)
-    return _log_scales_at(world, centres, candidates, heights, image_of)
+    return _log_scales_at(world, centres, candidates, image_of)
 
 
-def _log_scales_at(
-    world: World,
-    centres: torch.Tensor,
-    candidates: torch.Tensor,
-    heights: torch.Tensor,
-    image_of: torch.Tensor,
-) -> torch.Tensor:
+def _log_scales_at(world: World, centres: torch.Tensor, candidates: torch.Tensor, image_of):
     """(n, C) log(h / z) of n objects' centres (n, C, 3) seen from their images' C candidate
-    eyes (B, C, 3), z the centre's depth in front of the camera."""
+    eyes (B, C, 3): h the centre's height, z its depth in front of the camera."""
     depth = view_depths(world, centres, candidates[image_of]).clamp_min(1e-3)
-    return torch.log(heights.double()[:, None] / depth)
+    return torch.log(centres[..., 1] / depth)
 
 
 def plane_points(

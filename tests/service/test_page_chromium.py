@@ -177,7 +177,8 @@ ATTRIBUTES_SCRIPT = """
 
 def test_page_shows_each_objects_attributes_and_marks_the_frame(tmp_path):
     """A clevr answer: the object's attribute values and their probabilities are listed, with
-    how far its centre may be off and its confidence, and its marker is placed in the letterboxed frame's rows, not the whole square."""
+    how far its centre may be off and its confidence, and its marker is placed in the
+    letterboxed frame's rows, not the whole square."""
     static = ROOT / "service/static"
     page = (static / "index.html").read_text()
     page = page.replace('"/static/app.js"></script>', f'"{(static / "app.js").as_uri()}"></script>')

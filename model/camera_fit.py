@@ -32,7 +32,12 @@ from dataclasses import dataclass
 import torch
 
 from air3d.renderer import World
-from air3d.renderer.camera import projection_matrices, unproject_to_plane, view_depths
+from air3d.renderer.camera import (
+    ground_centres,
+    projection_matrices,
+    unproject_to_plane,
+    view_depths,
+)
 
 GRID = 15  # candidates per axis and round
 ROUNDS = 3  # each round's grid spans two steps of the last one's
@@ -262,7 +267,7 @@ def plane_points(
     matrices = matrices.view(B, C, 4, 4)[image_of]  # (n, C, 4, 4)
     h = heights.double()[:, None].expand(-1, C)
     xz = unproject_to_plane(uv.double()[:, None].expand(-1, C, 2), matrices, h)
-    return torch.stack([xz[..., 0], h, xz[..., 1]], dim=-1)
+    return ground_centres(xz, h)
 
 
 def eye_grid(world: World, eyes: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,7 +47,7 @@ from torch import nn
 from air3d.model.checkpoint import write_part
 from air3d.model.networks import blend_taps
 from air3d.renderer import ShapeLibrary, World
-from air3d.renderer.camera import project, projection_matrices, view_depths
+from air3d.renderer.camera import ground_centres, project, projection_matrices, view_depths
 
 CHECKPOINT_KEY = "centre_refiner"  # where a checkpoint keeps it (optional)
 
@@ -421,11 +421,6 @@ def _empty_reading(refiner: CentreRefiner, uv: torch.Tensor) -> Reading:
         uv.new_zeros(0) if refiner.reads_scale else None,
         tuple(uv.new_zeros(0, n) for n in refiner.factors),
     )
-
-
-def ground_centres(xz: torch.Tensor, heights: torch.Tensor) -> torch.Tensor:
-    """Objects' 3D centres (n, 3): ground positions (n, 2) at their centre heights (n,)."""
-    return torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
 
 
 def centre_points(xz: torch.Tensor, heights: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:

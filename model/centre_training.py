@@ -30,7 +30,6 @@ from air3d.model.centre_refiner import (
     apparent_disc_radii,
     centre_heights,
     fine_world,
-    ground_centres,
     neighbour_maps,
     scene_cameras,
     scene_eyes,
@@ -39,7 +38,7 @@ from air3d.model.centre_refiner import (
 )
 from air3d.model.scene_pool import render_under_looks
 from air3d.renderer import SceneBatch, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import project, view_depths
+from air3d.renderer.camera import ground_centres, project, view_depths
 from air3d.renderer.visibility import hidden_shares, sample_visible_scenes
 
 log = logging.getLogger(__name__)

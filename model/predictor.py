@@ -21,7 +21,6 @@ from air3d.model.centre_refiner import (
     centre_heights,
     centre_points,
     fine_world,
-    ground_centres,
     kind_posterior,
     scene_cameras,
     scene_eyes,
@@ -38,7 +37,7 @@ from air3d.model.object_finder import ObjectFinder
 from air3d.model.refine import Refiner, check_refine_steps
 from air3d.model.scale_calibration import ScaleReadings
 from air3d.renderer import Scene, SceneBatch, SceneObject, SceneRenderer, ShapeLibrary, World
-from air3d.renderer.camera import unproject_to_plane
+from air3d.renderer.camera import ground_centres, unproject_to_plane
 from air3d.renderer.prior import min_centre_distance
 from air3d.renderer.scene import append_rows
 from air3d.renderer.visibility import out_of_sight

@@ -36,6 +36,12 @@ def projection_matrices(world: World, eye: torch.Tensor) -> torch.Tensor:
     return cameras_at(world, eye).get_full_projection_transform().get_matrix()
 
 
+def ground_centres(xz: torch.Tensor, heights: torch.Tensor) -> torch.Tensor:
+    """Objects' 3D centres (..., 3): ground positions (..., 2) at their centre heights
+    (...), y up."""
+    return torch.stack([xz[..., 0], heights, xz[..., 1]], dim=-1)
+
+
 def project(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Takes world points (..., 3) to image coordinates (..., 2) in [-1, 1]. `matrix` is
     (4, 4), or (..., 4, 4) broadcasting with points' leading dimensions (one per image).

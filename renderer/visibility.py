@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from air3d.renderer.camera import project, projection_matrices, view_depths
+from air3d.renderer.camera import ground_centres, project, projection_matrices, view_depths
 from air3d.renderer.prior import sample_scene
 from air3d.renderer.renderer import SceneRenderer
 from air3d.renderer.scene import Scene, SceneBatch
@@ -113,7 +113,7 @@ def _image_discs(renderer: SceneRenderer, batch: SceneBatch):
     eye = eye.to(batch.xz).expand(B, 3)
     radius = torch.as_tensor(shapes.bounding_radii).to(batch.xz)[batch.shape]
     height = torch.tensor([spec.height / 2 for spec in shapes.specs]).to(batch.xz)[batch.shape]
-    centres = torch.stack([batch.xz[..., 0], height, batch.xz[..., 1]], dim=-1)  # (B, N, 3)
+    centres = ground_centres(batch.xz, height)  # (B, N, 3)
     # a point on the sphere's rim across the line of sight: the disc's radius in the image
     forward = torch.tensor(world.camera.look_at).to(eye) - eye
     forward = forward / forward.norm(dim=-1, keepdim=True)

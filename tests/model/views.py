@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from air3d.renderer import SceneBatch
-from air3d.renderer.camera import project, projection_matrices, view_depths
+from air3d.renderer.camera import ground_centres, project, projection_matrices, view_depths
 from air3d.renderer.prior import sample_scenes
 
 
@@ -17,7 +17,7 @@ def prior_views(world, shapes, n: int, seed: int):
     scene, slot = latents.present.nonzero(as_tuple=True)
     heights = torch.tensor([spec.height / 2 for spec in shapes.specs])[latents.shape[scene, slot]]
     xz = latents.xz[scene, slot]
-    centres = torch.stack([xz[:, 0], heights, xz[:, 1]], dim=1)
+    centres = ground_centres(xz, heights)
     eyes = latents.eye.float()
     uv = project(centres, projection_matrices(world, eyes)[scene])
     log_scales = torch.log(heights / view_depths(world, centres, eyes[scene]))

@@ -15,7 +15,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -159,32 +159,32 @@ def _infer_all(
                 raise ValueError(f"predictor returned {len(results)} results for {len(chunk)}")
             for result in results:
                 scenes.append(result.scene())
-                scores.confidences.append(_confidences(result, scenes[-1]))
-                scores.presences.append(_presences(result, scenes[-1]))
+                scores.confidences.append(_object_scores(result, scenes[-1], _confidence))
+                scores.presences.append(_object_scores(result, scenes[-1], _presence))
             bar.update(len(chunk))
     return scenes, scores, seconds
 
 
-def _confidences(result: InferenceLike, scene: Scene) -> list[float]:
-    """Each object's ranking score: its confidence where the answer gives one (the
-    Predictor's: presence and how sure its position is), else its presence, else 1."""
+def _object_scores(
+    result: InferenceLike, scene: Scene, score: Callable[[object], float]
+) -> list[float]:
+    """Each object's score(object) where the answer lists its objects, else 1 each."""
     objects = getattr(result, "objects", None)
     if objects is not None and len(objects) == len(scene.objects):
-        return [_confidence(obj) for obj in objects]
+        return [score(obj) for obj in objects]
     return [1.0] * len(scene.objects)
+
+
+def _presence(obj: object) -> float:
+    """The object's presence (1 without one): what published models rank by."""
+    return float(getattr(obj, "presence", 1.0))
 
 
 def _confidence(obj: object) -> float:
+    """The object's confidence where the answer gives one (the Predictor's: presence, kind
+    and how sure its position is), else its presence."""
     given = getattr(obj, "confidence", None)
-    return float(getattr(obj, "presence", 1.0) if given is None else given)
-
-
-def _presences(result: InferenceLike, scene: Scene) -> list[float]:
-    """Each object's presence (1 without one): what published models rank by."""
-    objects = getattr(result, "objects", None)
-    if objects is not None and len(objects) == len(scene.objects):
-        return [float(getattr(obj, "presence", 1.0)) for obj in objects]
-    return [1.0] * len(scene.objects)
+    return _presence(obj) if given is None else float(given)
 
 
 @dataclass(frozen=True)

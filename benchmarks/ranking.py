@@ -29,17 +29,18 @@ from scipy.optimize import linear_sum_assignment
 from air3d.data import load_clevr_dataset
 from air3d.evaluation.report import _described
 from air3d.evaluation.set_prediction import PredictedObject, TrueObject, ap_table
-from air3d.model.predictor import POSITION_TOLERANCE, Inference, InferredObject, Predictor
+from air3d.model.predictor import (
+    POSITION_TOLERANCE,
+    Inference,
+    InferredObject,
+    Predictor,
+    share_within,
+)
 from air3d.model.scale_calibration import calibrate_to, calibration_sample
 from air3d.model.shipped import choose_checkpoint
 from air3d.renderer import Scene
 
 BATCH = 64
-
-
-def within(tolerance: float, position_sd: float | None) -> float:
-    """The share of an isotropic Gaussian of RMS position_sd within the tolerance (1: none)."""
-    return 1.0 if position_sd is None else -math.expm1(-((tolerance / position_sd) ** 2))
 
 
 def ground_misses(result: Inference, truth: Scene) -> dict[int, float]:
@@ -73,7 +74,7 @@ def ranked_ap(
 
 def kind_share(obj: InferredObject) -> float:
     """presence × the kind's probability: the confidence without its position factor."""
-    return (obj.confidence or obj.presence) / within(POSITION_TOLERANCE, obj.position_sd)
+    return (obj.confidence or obj.presence) / share_within(POSITION_TOLERANCE, obj.position_sd)
 
 
 def print_row(name: str, values: dict[str, float | None]) -> None:
@@ -117,10 +118,14 @@ def main() -> None:
         shipped = " (shipped)" if t == POSITION_TOLERANCE else ""
         print_row(
             f"x P(within {t}){shipped}",
-            ap(lambda o, t=t: kind_share(o) * within(t, o.position_sd)),
+            ap(lambda o, t=t: kind_share(o) * share_within(t, o.position_sd)),
         )
+
     # The true miss in place of the position_sd: P(within) of a Gaussian of that RMS.
-    oracle = ap(lambda o: kind_share(o) * within(POSITION_TOLERANCE, max(miss_of[id(o)], 1e-9)))
+    def oracle_score(obj: InferredObject) -> float:
+        return kind_share(obj) * share_within(POSITION_TOLERANCE, max(miss_of[id(obj)], 1e-9))
+
+    oracle = ap(oracle_score)
     print_row("oracle: the true miss for the sd", oracle)
     ratios = np.array(
         [

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from air3d.data import load_dataset
-from air3d.images import resize_canvas
 from air3d.model.camera_fit import expected_log_scales
 from air3d.model.predictor import Predictor
 from air3d.model.scale_calibration import calibrate_to, calibration_sample
@@ -35,15 +34,7 @@ HIDDEN_BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
 
 def read_residuals(predictor: Predictor, images: torch.Tensor, eyes: torch.Tensor):
     """(residuals (n,), kinds (n,), hidden shares (n,)) of the objects read in images."""
-    fine = images.to(predictor.device, torch.float32)
-    q_images = resize_canvas(fine, predictor.canvas, predictor.q_canvas)
-    answer, presence, shape_probs, _ = predictor._ask_q(q_images)
-    if predictor.finder is not None:
-        answer, presence, shape_probs, _ = predictor._check_with_finder(
-            fine, answer, presence, shape_probs
-        )
-    with torch.inference_mode():
-        read = predictor._read_centres(fine, answer, shape_probs)
+    answer, read = predictor.read_objects(images)
     scales = read.scales
     assert scales is not None, "this model reads no scales"
     truth = expected_log_scales(

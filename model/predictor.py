@@ -385,6 +385,13 @@ class Predictor:
         camera does not jitter)."""
         if self.centres is None or images.shape[-1] != self.canvas.size:
             return None
+        return self.read_objects(images)[1].scales
+
+    def read_objects(self, images: torch.Tensor) -> tuple[SceneBatch, CentreReading]:
+        """The objects that q and the finder find in images (B, 3, S, S) on the refiner's
+        canvas, before their centres are sharpened, and what the CentreRefiner reads of them
+        (their image points, kinds and scales): the camera fit's input."""
+        assert self.centres is not None
         fine = images.to(self.device, torch.float32)
         answer, presence, shape_probs, _ = self._ask_q(
             resize_canvas(fine, self.canvas, self.q_canvas)
@@ -394,7 +401,7 @@ class Predictor:
                 fine, answer, presence, shape_probs
             )
         with torch.inference_mode():
-            return self._read_centres(fine, answer, shape_probs).scales
+            return answer, self._read_centres(fine, answer, shape_probs)
 
     @torch.inference_mode()
     def _check_with_finder(
